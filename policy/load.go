@@ -1,0 +1,671 @@
+package policy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// maxPolicyBytes bounds how much of a policy file Load reads. Real policies
+// are a few kilobytes; the bound keeps a mistaken path (a log file, a device)
+// from being read into memory whole.
+const maxPolicyBytes = 4 << 20
+
+// FieldError is one problem found in a policy file, located by file name and
+// line, in the form "file:line: message" that editors and CI logs link to.
+type FieldError struct {
+	File string // the name given to Load, or the path given to LoadFile
+	Line int    // 1-based line in File; 0 when no single line is to blame
+	Msg  string // what is wrong; never a secret value
+	Err  error  // the underlying error, if any (CheckFiles sets it to the fs error)
+}
+
+func (e *FieldError) Error() string {
+	if e.Line > 0 {
+		return e.File + ":" + strconv.Itoa(e.Line) + ": " + e.Msg
+	}
+	return e.File + ": " + e.Msg
+}
+
+// Unwrap returns the underlying error, so errors.Is(err, fs.ErrNotExist)
+// works on what CheckFiles returns.
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// LoadError is every problem Load found in a policy file, ordered by line.
+// Load reports them all at once rather than stopping at the first, so an
+// operator can fix a file in one pass.
+type LoadError struct {
+	Errs []FieldError
+}
+
+// Error returns one "file:line: message" line per problem.
+func (e *LoadError) Error() string {
+	var b strings.Builder
+	for i := range e.Errs {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(e.Errs[i].Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the individual problems as *FieldError values.
+func (e *LoadError) Unwrap() []error {
+	errs := make([]error, len(e.Errs))
+	for i := range e.Errs {
+		errs[i] = &e.Errs[i]
+	}
+	return errs
+}
+
+// LoadFile reads and validates the policy file at path. Problems in the file
+// come back as a *LoadError whose messages are located by path and line.
+func LoadFile(path string) (*Policy, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	defer f.Close()
+	return Load(f, path)
+}
+
+// Load reads a policy file, validates it and compiles it for Policy.Login.
+// name is used only to locate messages ("name:line: message").
+//
+// The file is YAML, version 1:
+//
+//	version: 1                    # required
+//	known_hosts: /etc/ftpgate/known_hosts  # default host-key source for routes
+//	                              # (and user_at_host) that set neither
+//	                              # known_hosts nor host_key_sha256
+//	user_at_host:                 # "USER name@host[:port]" logins; the client's
+//	                              # password goes to the partner
+//	  enabled: true               # default false
+//	  scheme: sftp                # default and only value: sftp
+//	  allow_hosts:                # required when enabled; a host must match one
+//	    - "*.example.com"         # host-name glob, path.Match syntax, any case
+//	    - 10.0.0.0/8              # CIDR prefix, matched by IP literals only
+//	    - 127.0.0.1               # IP address; IPv6 also as [::1]
+//	  port: 22                    # when the login names none; default 22
+//	  known_hosts: /path          # host-key source; falls back to the top level
+//	  host_key_sha256: ["SHA256:..."]
+//	  use_fstat: false            # default false
+//	  concurrent_reads: true      # default true
+//	routes:
+//	  - name: payroll             # default: user; unique
+//	    user: PAYJOB              # proxy login name, unique without regard to
+//	                              # ASCII case; no '@'
+//	    auth: local               # local or passthrough; default local when
+//	                              # password_bcrypt is set, else passthrough
+//	    password_bcrypt: "$2a$10$..."  # auth local only, required there
+//	    upstream: sftp://payuser@sftp.partner.test:2222/inbound/pay
+//	    upstream_password: {env: PAY_PW}         # or {file: /run/secrets/pay}
+//	    upstream_key: /etc/ftpgate/keys/pay_ed25519
+//	    upstream_key_passphrase: {file: /run/secrets/pay_key_pw}
+//	    known_hosts: /etc/ftpgate/known_hosts
+//	    host_key_sha256: ["SHA256:abc..."]  # as ssh-keygen -l prints
+//	    use_fstat: false
+//	    concurrent_reads: true
+//
+// The upstream URL is sftp://[user@]host[:port][/dir]: the port defaults to
+// 22, the URL-unescaped path is the start directory ("" for the partner's
+// default), and a password in the URL is an error. An auth local route
+// needs password_bcrypt, a partner user in the URL, and upstream_password or
+// upstream_key; an auth passthrough route may set none of those three, and a
+// URL without a user means "the client's login name". Every upstream needs a
+// host-key source: ftpgate never accepts a host key it cannot check.
+//
+// Decoding is strict: an unknown key, a value of the wrong type, a key given
+// twice and a second YAML document are all errors. Every problem found is
+// returned together in a *LoadError, ordered by line. An empty file (or one
+// holding only comments) is a valid policy that denies every login.
+//
+// Load does no I/O beyond reading r: it does not look at the files a policy
+// names, nor at the environment. CheckFiles looks at the files.
+func Load(r io.Reader, name string) (*Policy, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxPolicyBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("policy: read %s: %w", name, err)
+	}
+	if len(data) > maxPolicyBytes {
+		return nil, &LoadError{Errs: []FieldError{{
+			File: name,
+			Msg:  fmt.Sprintf("file is larger than %d bytes; is this really a policy file?", maxPolicyBytes),
+		}}}
+	}
+	l := &loader{name: name}
+	p := l.load(data)
+	if len(l.errs) > 0 {
+		sort.SliceStable(l.errs, func(i, j int) bool { return l.errs[i].Line < l.errs[j].Line })
+		return nil, &LoadError{Errs: l.errs}
+	}
+	return p, nil
+}
+
+// loader collects the problems of one Load call.
+type loader struct {
+	name string
+	errs []FieldError
+}
+
+func (l *loader) errorf(line int, format string, args ...any) {
+	l.errs = append(l.errs, FieldError{File: l.name, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (l *loader) load(data []byte) *Policy {
+	p := &Policy{name: l.name}
+
+	// First pass: the document as a node tree, to find the one document,
+	// reject a second, and know on which line each route starts.
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return p // empty or comments only: deny everything
+		}
+		l.yamlError(err)
+		return nil
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case err == nil:
+		l.errorf(extra.Line, "a second YAML document is not allowed; a policy file holds exactly one")
+	case errors.Is(err, io.EOF):
+	default:
+		l.yamlError(err)
+	}
+	if len(doc.Content) == 0 {
+		return p
+	}
+	root := doc.Content[0]
+	if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
+		return p // "---" or "~" alone: as empty
+	}
+	if root.Kind != yaml.MappingNode {
+		l.errorf(root.Line, "the policy must be a mapping with the keys version, known_hosts, user_at_host and routes; got %s", describeNode(root))
+		return nil
+	}
+
+	// Second pass: strict decoding into the raw structs, which reports
+	// unknown keys, repeated keys and wrongly typed values.
+	var raw rawPolicy
+	sd := yaml.NewDecoder(bytes.NewReader(data))
+	sd.KnownFields(true)
+	if err := sd.Decode(&raw); err != nil {
+		l.yamlError(err)
+	}
+
+	switch {
+	case raw.Version.Bad:
+	case !raw.Version.Set:
+		l.errorf(root.Line, "version is required; add \"version: 1\"")
+	case raw.Version.V != 1:
+		l.errorf(raw.Version.Line, "version %d is not supported; this ftpgate reads version 1", raw.Version.V)
+	}
+
+	var topKH string
+	if raw.KnownHosts.ok() {
+		if raw.KnownHosts.V == "" {
+			l.errorf(raw.KnownHosts.Line, "known_hosts is empty; give a file path or remove the key")
+		}
+		topKH = raw.KnownHosts.V
+		p.files = append(p.files, fileRef{what: "known_hosts", path: topKH, line: raw.KnownHosts.Line})
+	}
+
+	if raw.UserAtHost != nil {
+		line := root.Line
+		if n := mapValue(root, "user_at_host"); n != nil {
+			line = n.Line
+		}
+		p.userAtHost = l.compileUserAtHost(raw.UserAtHost, line, topKH, p)
+	}
+
+	lines, empty := routeLines(mapValue(root, "routes"))
+	for _, line := range empty {
+		l.errorf(line, "empty route; remove the \"-\" or give the route's keys")
+	}
+	seen := make(map[string]int)  // lower-cased user -> line of first route
+	names := make(map[string]int) // route name -> line of first route
+	p.byUser = make(map[string]int)
+	for i := range raw.Routes {
+		line := root.Line
+		if i < len(lines) {
+			line = lines[i]
+		}
+		rt, ok := l.compileRoute(&raw.Routes[i], line, topKH, p)
+		// Duplicates are looked for even among routes with other
+		// problems, so that one pass reports them all.
+		key := asciiLower(rt.User)
+		firstUser, dupUser := seen[key]
+		firstName, dupName := names[rt.Name]
+		switch {
+		case rt.User != "" && dupUser:
+			l.errorf(line, "route user %q is already used by the route at line %d (users are matched without regard to case)", rt.User, firstUser)
+			ok = false
+		case rt.Name != "" && dupName:
+			l.errorf(line, "route name %q is already used by the route at line %d", rt.Name, firstName)
+			ok = false
+		}
+		if rt.User != "" && !dupUser {
+			seen[key] = line
+		}
+		if rt.Name != "" && !dupName {
+			names[rt.Name] = line
+		}
+		if ok {
+			p.byUser[key] = len(p.routes)
+			p.routes = append(p.routes, rt)
+		}
+	}
+	return p
+}
+
+// Rule names a route may not take, because decisions use them for other
+// rules and the audit trail must stay unambiguous.
+var reservedRuleNames = map[string]bool{
+	RuleUserAtHost:  true,
+	RuleDefaultDeny: true,
+}
+
+func (l *loader) compileRoute(raw *rawRoute, line int, topKH string, p *Policy) (Route, bool) {
+	nerr := len(l.errs)
+	rt := Route{Line: line}
+
+	switch {
+	case raw.User.Bad:
+	case raw.User.V == "":
+		l.errorf(line, "route: user is required")
+	case strings.Contains(raw.User.V, "@"):
+		l.errorf(raw.User.Line, "route user %q must not contain @; user@host logins are configured under user_at_host", raw.User.V)
+	case hasControl(raw.User.V):
+		l.errorf(raw.User.Line, "route user %q contains control characters", raw.User.V)
+	default:
+		rt.User = raw.User.V
+	}
+
+	rt.Name = rt.User
+	if raw.Name.ok() {
+		switch {
+		case raw.Name.V == "":
+			l.errorf(raw.Name.Line, "route name is empty; remove the key to use the user name")
+		case reservedRuleNames[raw.Name.V]:
+			l.errorf(raw.Name.Line, "route name %q is reserved", raw.Name.V)
+		case hasControl(raw.Name.V):
+			l.errorf(raw.Name.Line, "route name %q contains control characters", raw.Name.V)
+		default:
+			rt.Name = raw.Name.V
+		}
+	} else if reservedRuleNames[rt.Name] {
+		l.errorf(line, "route user %q is a reserved rule name; give the route a different name", rt.Name)
+	}
+
+	// label names the route in messages, once it has a name.
+	label := "route"
+	if rt.Name != "" {
+		label = "route " + strconv.Quote(rt.Name)
+	}
+
+	hasBcrypt := raw.PasswordBcrypt.ok() && raw.PasswordBcrypt.V != ""
+	authOK := true
+	switch {
+	case raw.Auth.Bad:
+		authOK = false
+	case !raw.Auth.Set:
+		if hasBcrypt {
+			rt.Auth = AuthLocal
+		}
+	case raw.Auth.V == "local":
+		rt.Auth = AuthLocal
+	case raw.Auth.V == "passthrough":
+		rt.Auth = AuthPassthrough
+	default:
+		authOK = false
+		l.errorf(raw.Auth.Line, "auth %q is not valid; want local or passthrough", raw.Auth.V)
+	}
+
+	if raw.PasswordBcrypt.ok() {
+		switch {
+		case raw.PasswordBcrypt.V == "":
+			l.errorf(raw.PasswordBcrypt.Line, "password_bcrypt is empty")
+		case !validBcrypt(raw.PasswordBcrypt.V):
+			// Never print the hash: it is not the password, but it
+			// is still material for an offline guessing attack.
+			l.errorf(raw.PasswordBcrypt.Line, "password_bcrypt is not a bcrypt hash (want $2a$, $2b$ or $2y$ with a cost, as htpasswd -B makes)")
+		default:
+			rt.PasswordBcrypt = raw.PasswordBcrypt.V
+		}
+	}
+
+	up, upOK := l.compileUpstreamURL(&raw.Upstream, line, label)
+	rt.Upstream = up
+
+	if authOK {
+		switch rt.Auth {
+		case AuthLocal:
+			if !raw.PasswordBcrypt.Set {
+				l.errorf(line, "%s: auth local needs password_bcrypt, the hash the client's password is checked against", label)
+			}
+			if !raw.UpstreamPassword.Set && !raw.UpstreamKey.Set {
+				l.errorf(line, "%s: auth local needs upstream_password or upstream_key to log in at the partner", label)
+			}
+			if upOK && up.User == "" {
+				l.errorf(raw.Upstream.Line, "%s: auth local needs the partner user in the upstream URL (sftp://user@host/...)", label)
+			}
+		case AuthPassthrough:
+			if raw.PasswordBcrypt.Set {
+				l.errorf(raw.PasswordBcrypt.Line, "%s: password_bcrypt is only used with auth local; with passthrough the partner checks the client's password", label)
+			}
+			if raw.UpstreamPassword.Set {
+				l.errorf(raw.UpstreamPassword.Line, "%s: upstream_password is not allowed with auth passthrough: the client's password is used", label)
+			}
+			if raw.UpstreamKey.Set {
+				l.errorf(raw.UpstreamKey.Line, "%s: upstream_key is not allowed with auth passthrough: the client's password is used", label)
+			}
+		}
+	}
+
+	rt.Upstream.Password = l.secret(&raw.UpstreamPassword, "upstream_password", p)
+	if raw.UpstreamKey.ok() {
+		if raw.UpstreamKey.V == "" {
+			l.errorf(raw.UpstreamKey.Line, "upstream_key is empty; give a key file path or remove the key")
+		}
+		rt.Upstream.KeyFile = raw.UpstreamKey.V
+		p.files = append(p.files, fileRef{what: "upstream_key", path: raw.UpstreamKey.V, line: raw.UpstreamKey.Line})
+	}
+	rt.Upstream.KeyPassphrase = l.secret(&raw.UpstreamKeyPassphrase, "upstream_key_passphrase", p)
+	if raw.UpstreamKeyPassphrase.Set && !raw.UpstreamKey.Set {
+		l.errorf(raw.UpstreamKeyPassphrase.Line, "%s: upstream_key_passphrase is set but upstream_key is not", label)
+	}
+
+	hk := l.hostKeys(&raw.KnownHosts, &raw.HostKeySHA256, topKH, line, label, true)
+	if hk.knownHostsLine > 0 {
+		p.files = append(p.files, fileRef{what: "known_hosts", path: hk.knownHosts, line: hk.knownHostsLine})
+	}
+	rt.Upstream.KnownHosts, rt.Upstream.HostKeySHA256 = hk.knownHosts, hk.pins
+	rt.Upstream.UseFstat = raw.UseFstat.V
+	rt.Upstream.NoConcurrentReads = raw.ConcurrentReads.Set && !raw.ConcurrentReads.Bad && !raw.ConcurrentReads.V
+
+	return rt, len(l.errs) == nerr
+}
+
+// compileUpstreamURL checks a route's upstream URL and turns it into the
+// address part of an Upstream. Messages never repeat the URL itself, which
+// may hold a password by mistake.
+func (l *loader) compileUpstreamURL(f *field[string], line int, label string) (Upstream, bool) {
+	if f.Bad {
+		return Upstream{}, false
+	}
+	if f.V == "" {
+		l.errorf(line, "%s: upstream is required (sftp://[user@]host[:port][/dir])", label)
+		return Upstream{}, false
+	}
+	up, msg := parseUpstreamURL(f.V)
+	if msg != "" {
+		l.errorf(f.Line, "%s: upstream: %s", label, msg)
+		return Upstream{}, false
+	}
+	return up, true
+}
+
+// hostKeySource is the effective host-key configuration of one upstream.
+type hostKeySource struct {
+	knownHosts     string
+	knownHostsLine int // line of the route's own known_hosts; 0 for the default
+	pins           []string
+}
+
+// hostKeys validates known_hosts and host_key_sha256 and applies the
+// top-level known_hosts default, which is used only when neither is set.
+// When required, it reports an error if no source remains: ftpgate never
+// accepts a host key it cannot check.
+func (l *loader) hostKeys(kh *field[string], pins *field[[]field[string]], topKH string, line int, what string, required bool) hostKeySource {
+	var hk hostKeySource
+	reported := kh.Bad || pins.Bad
+	if kh.ok() {
+		if kh.V == "" {
+			l.errorf(kh.Line, "known_hosts is empty; give a file path or remove the key")
+			reported = true
+		}
+		hk.knownHosts = kh.V
+		hk.knownHostsLine = kh.Line
+	}
+	if pins.ok() {
+		for _, fp := range pins.V {
+			if fp.Bad {
+				reported = true
+				continue
+			}
+			if !validFingerprint(fp.V) {
+				l.errorf(fp.Line, "host_key_sha256 %q is not a SHA-256 host-key fingerprint (want \"SHA256:\" and 43 base64 characters, as ssh-keygen -l prints)", fp.V)
+				reported = true
+				continue
+			}
+			hk.pins = append(hk.pins, fp.V)
+		}
+	}
+	if !kh.Set && !pins.Set {
+		hk.knownHosts = topKH
+	}
+	if required && !reported && hk.knownHosts == "" && len(hk.pins) == 0 {
+		l.errorf(line, "%s has no host-key source: set known_hosts or host_key_sha256 (or a top-level known_hosts); ftpgate never accepts an unknown host key", what)
+	}
+	return hk
+}
+
+// secret validates a secret reference and notes a file reference for
+// CheckFiles.
+func (l *loader) secret(f *secretField, key string, p *Policy) Secret {
+	if !f.Set || f.Bad {
+		return Secret{}
+	}
+	s := f.V
+	switch {
+	case s.Env != "" && s.File != "":
+		l.errorf(f.Line, "%s: set exactly one of env and file, not both", key)
+	case s.Env == "" && s.File == "":
+		l.errorf(f.Line, "%s: set one of env or file, e.g. {env: NAME} or {file: /run/secrets/name}", key)
+	case s.Env != "" && !validEnvName(s.Env):
+		l.errorf(f.Line, "%s: %q is not an environment variable name", key, s.Env)
+	case s.File != "":
+		p.files = append(p.files, fileRef{what: key + " file", path: s.File, line: f.Line})
+	}
+	return s
+}
+
+func (l *loader) compileUserAtHost(raw *rawUserAtHost, line int, topKH string, p *Policy) *userAtHostRule {
+	rule := &userAtHostRule{
+		template: Upstream{Scheme: "sftp", Port: 22},
+		line:     line,
+	}
+	enabled := raw.Enabled.ok() && raw.Enabled.V
+
+	if raw.Scheme.ok() && raw.Scheme.V != "sftp" {
+		l.errorf(raw.Scheme.Line, "user_at_host: scheme %q not supported (want sftp)", raw.Scheme.V)
+	}
+	if raw.Port.ok() {
+		if raw.Port.V < 1 || raw.Port.V > 65535 {
+			l.errorf(raw.Port.Line, "user_at_host: port %d is out of range 1-65535", raw.Port.V)
+		} else {
+			rule.template.Port = raw.Port.V
+		}
+	}
+
+	if raw.AllowHosts.ok() {
+		for _, e := range raw.AllowHosts.V {
+			if e.Bad {
+				continue
+			}
+			m, msg := compileHostPattern(e.V)
+			if msg != "" {
+				l.errorf(e.Line, "user_at_host: allow_hosts entry %q: %s", e.V, msg)
+				continue
+			}
+			rule.allow = append(rule.allow, m)
+		}
+	}
+	if enabled && len(raw.AllowHosts.V) == 0 && !raw.AllowHosts.Bad {
+		at := line
+		if raw.AllowHosts.Set {
+			at = raw.AllowHosts.Line
+		}
+		l.errorf(at, "user_at_host: allow_hosts is empty; with enabled: true list the host patterns, CIDR prefixes or IP addresses clients may reach")
+	}
+
+	// The values are checked even while the feature is off, but a
+	// host-key source is required, and its file checked by CheckFiles,
+	// only when it is on.
+	hk := l.hostKeys(&raw.KnownHosts, &raw.HostKeySHA256, topKH, line, "user_at_host", enabled)
+	if enabled && hk.knownHostsLine > 0 {
+		p.files = append(p.files, fileRef{what: "known_hosts", path: hk.knownHosts, line: hk.knownHostsLine})
+	}
+	rule.template.KnownHosts, rule.template.HostKeySHA256 = hk.knownHosts, hk.pins
+	rule.template.UseFstat = raw.UseFstat.V
+	rule.template.NoConcurrentReads = raw.ConcurrentReads.Set && !raw.ConcurrentReads.Bad && !raw.ConcurrentReads.V
+
+	if !enabled {
+		return nil
+	}
+	return rule
+}
+
+// yamlLineRE matches the line prefix the YAML library puts on its messages.
+var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
+
+// yamlMsgRewrites turn the YAML library's messages, which name Go types,
+// into ones that name parts of the policy file.
+var yamlMsgRewrites = []struct {
+	re   *regexp.Regexp
+	repl string
+}{
+	{regexp.MustCompile(`^field (.+) not found in type (\S+)$`), `unknown key "$1" in $2`},
+	{regexp.MustCompile(`^field (.+) already set in type (\S+)$`), `key "$1" is given twice in $2`},
+	{regexp.MustCompile(`^mapping key "(.*)" already defined at line (\d+)$`), `key "$1" is given twice (first at line $2)`},
+}
+
+var yamlTypeNames = strings.NewReplacer(
+	"*policy.rawUserAtHost", "user_at_host",
+	"policy.rawUserAtHost", "user_at_host",
+	"policy.rawRoute", "route",
+	"policy.rawPolicy", "the top level",
+)
+
+// yamlKindRE matches the library's message for a value of the wrong kind,
+// such as a list where a route should be.
+var yamlKindRE = regexp.MustCompile(`^cannot unmarshal !!(\w+)(?: .*)? into (\S+)$`)
+
+var yamlTagNames = map[string]string{"seq": "a list", "map": "a mapping"}
+
+var yamlWantNames = map[string]string{
+	"[]policy.rawRoute":     "a list of routes",
+	"policy.rawRoute":       "a route (a mapping of keys)",
+	"*policy.rawUserAtHost": "a mapping of user_at_host settings",
+	"policy.rawUserAtHost":  "a mapping of user_at_host settings",
+}
+
+// yamlError turns an error from the YAML library into located messages.
+func (l *loader) yamlError(err error) {
+	var msgs []string
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs = te.Errors
+	} else {
+		msgs = []string{err.Error()}
+	}
+	for _, m := range msgs {
+		line := 0
+		if sm := yamlLineRE.FindStringSubmatch(m); sm != nil {
+			line, _ = strconv.Atoi(sm[1])
+			m = sm[2]
+		} else {
+			m = strings.TrimPrefix(m, "yaml: ")
+		}
+		if sm := yamlKindRE.FindStringSubmatch(m); sm != nil && yamlWantNames[sm[2]] != "" {
+			got := yamlTagNames[sm[1]]
+			if got == "" {
+				got = "a plain value"
+			}
+			m = "want " + yamlWantNames[sm[2]] + ", got " + got
+		}
+		for _, rw := range yamlMsgRewrites {
+			m = rw.re.ReplaceAllString(m, rw.repl)
+		}
+		m = yamlTypeNames.Replace(m)
+		l.errs = append(l.errs, FieldError{File: l.name, Line: line, Msg: m})
+	}
+}
+
+// mapValue returns the value node for key in mapping m, or nil.
+func mapValue(m *yaml.Node, key string) *yaml.Node {
+	m = resolveAlias(m)
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if k := m.Content[i]; k.Kind == yaml.ScalarNode && k.Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+// routeLines returns the line of each item of the routes sequence that
+// decodes into a rawRoute, and the lines of empty items. The YAML library
+// drops items that are not mappings from the decoded slice (reporting those
+// of the wrong kind, but not empty ones), so they are skipped here too,
+// keeping lines[i] the line of raw.Routes[i].
+func routeLines(n *yaml.Node) (lines, empty []int) {
+	n = resolveAlias(n)
+	if n == nil || n.Kind != yaml.SequenceNode {
+		return nil, nil
+	}
+	lines = make([]int, 0, len(n.Content))
+	for _, item := range n.Content {
+		switch r := resolveAlias(item); {
+		case r == nil:
+		case r.Kind == yaml.MappingNode:
+			lines = append(lines, item.Line)
+		case r.Kind == yaml.ScalarNode && r.ShortTag() == "!!null":
+			empty = append(empty, item.Line)
+		}
+	}
+	return lines, empty
+}
+
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	// A bounded walk: aliases cannot form cycles in a parsed document,
+	// but there is no reason to trust that here.
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 16; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+// describeNode names what a node holds, for "want X, got Y" messages.
+func describeNode(n *yaml.Node) string {
+	n = resolveAlias(n)
+	if n == nil {
+		return "nothing"
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		v := n.Value
+		if len(v) > 40 {
+			v = v[:40] + "..."
+		}
+		return strconv.Quote(v)
+	}
+	return "an unexpected YAML node"
+}
