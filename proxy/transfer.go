@@ -1,0 +1,301 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ftpgate/ftpgate/audit"
+)
+
+// transfer is one data transfer running in its own goroutine, so that the
+// control connection can still take ABOR, STAT and NOOP.
+type transfer struct {
+	done   chan struct{} // closed when the transfer goroutine has finished
+	ctx    context.Context
+	cancel context.CancelFunc // hard stop: also closes the upstream session
+
+	mu      sync.Mutex
+	data    net.Conn // guarded by mu; nil until the data connection is open
+	aborted bool     // guarded by mu; ABOR asked for the stop
+
+	moved atomic.Int64 // client-side bytes so far, for STAT
+}
+
+// xferSpec describes a transfer to start; run does the work once the data
+// connection is open and returns the bytes moved on the upstream side.
+type xferSpec struct {
+	verb, arg string
+	rec       audit.Transfer
+	preamble  string // text of the 150 reply
+	run       func(ctx context.Context, data *dataConn) (upstream int64, err error)
+}
+
+// startTransfer takes the prepared data connection and starts the
+// transfer goroutine. It returns the zero reply (the transfer sends its own
+// replies) or an error reply when no data connection was prepared.
+func (s *session) startTransfer(x xferSpec) reply {
+	setup := s.data
+	s.data = nil
+	if setup == nil {
+		return rep(codeCantOpenData, "Use PORT, EPRT, PASV or EPSV first.")
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	t := &transfer{done: make(chan struct{}), ctx: ctx, cancel: cancel}
+	s.xmu.Lock()
+	s.xfer = t
+	s.xmu.Unlock()
+	s.setState(StateTransferring)
+	s.armReadDeadline()
+	go s.runTransfer(t, setup, x, time.Now())
+	return reply{}
+}
+
+// runTransfer is the transfer goroutine.
+func (s *session) runTransfer(t *transfer, setup *dataSetup, x xferSpec, start time.Time) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error().Str("panic", fmt.Sprint(v)).Msg("transfer panic")
+		}
+		setup.close()
+		t.cancel()
+		s.xmu.Lock()
+		s.xfer = nil
+		s.xmu.Unlock()
+		s.setState(StateReady)
+		close(t.done)
+		s.armReadDeadline()
+	}()
+	final, upBytes, dc, err := s.transferBody(t, setup, x)
+	s.reply(final)
+	rec := x.rec
+	rec.Duration = time.Since(start)
+	rec.BytesUp = upBytes
+	rec.Upstream = s.upInfo.Endpoint
+	rec.Result = "ok"
+	if dc != nil {
+		rec.BytesFTP = dc.n.Load()
+		if rec.Direction == "store" || rec.Direction == "append" {
+			s.bytesIn.Add(rec.BytesFTP)
+		} else {
+			s.bytesOut.Add(rec.BytesFTP)
+		}
+	}
+	if err != nil {
+		rec.Result = "failed"
+		if t.wasAborted() {
+			rec.Result = "aborted"
+		}
+		rec.Error = err.Error()
+		s.log.Info().Err(err).Str("cmd", x.verb).Int("code", final.code).Msg("transfer failed")
+	}
+	s.transfers.Add(1)
+	s.srv.Audit.Transfer(s.recordSession(), rec)
+	s.srv.Audit.Command(s.recordSession(), x.verb, x.arg, final.code, final.text(), rec.Duration)
+}
+
+// transferBody opens the data connection, sends 150, runs the transfer and
+// closes the data connection; it returns the final reply.
+func (s *session) transferBody(t *transfer, setup *dataSetup, x xferSpec) (reply, int64, *dataConn, error) {
+	conn, err := s.openData(t.ctx, setup)
+	if err != nil {
+		if t.wasAborted() {
+			return rep(codeTransferAborted, "Transfer aborted."), 0, nil, err
+		}
+		return rep(codeCantOpenData, "Cannot open data connection."), 0, nil, err
+	}
+	dc := newDataConn(conn, &t.moved, s.srv.transferIdle(), t.cancel)
+	defer dc.stop()
+	t.mu.Lock()
+	t.data = conn
+	aborted := t.aborted
+	t.mu.Unlock()
+	if aborted {
+		conn.Close()
+		return rep(codeTransferAborted, "Transfer aborted."), 0, dc, errAborted
+	}
+	s.reply(rep(codeFileStatusOK, x.preamble))
+
+	n, err := x.run(t.ctx, dc)
+	if err == nil {
+		err = dc.closeGracefully()
+	} else {
+		conn.Close()
+	}
+	if err != nil {
+		switch {
+		case t.wasAborted():
+			return rep(codeTransferAborted, "Transfer aborted."), n, dc, errors.Join(errAborted, err)
+		case dc.failed():
+			return rep(codeTransferAborted, "Data connection broken, transfer aborted."), n, dc, err
+		case dc.idleExpired():
+			return rep(codeTransferAborted, "Transfer timed out, aborted."), n, dc, err
+		}
+		r := replyFor(err, true)
+		if r.code == codeTransferAborted && isConnLost(err) {
+			s.upLost.Store(true)
+		}
+		return r, n, dc, err
+	}
+	return rep(codeTransferOK, "Transfer complete."), n, dc, nil
+}
+
+var errAborted = errors.New("proxy: transfer aborted by ABOR")
+
+func (t *transfer) wasAborted() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.aborted
+}
+
+// openData makes the data connection prepared by PORT/EPRT or PASV/EPSV.
+func (s *session) openData(ctx context.Context, d *dataSetup) (net.Conn, error) {
+	timeout := s.srv.dataConnTimeout()
+	if d.pasv != nil {
+		return acceptData(ctx, d.pasv, d.peer, time.Now().Add(timeout))
+	}
+	local := s.local.Addr()
+	if local.Is4() != d.active.Addr().Is4() {
+		local = netip.Addr{} // let the kernel choose for the other family
+	}
+	return dialData(ctx, local, d.active, timeout)
+}
+
+// waitTransfer blocks until the running transfer, if any, has finished.
+// Commands other than ABOR, STAT and NOOP wait here, which gives the
+// queueing RFC 959 asks for.
+func (s *session) waitTransfer() {
+	if t := s.currentTransfer(); t != nil {
+		<-t.done
+	}
+}
+
+// abortTransfer stops the running transfer: it closes the data connection
+// (the upstream side then sees a failed read or write and stops), and if
+// the transfer has not ended within grace (an upstream that hangs), it
+// cancels the transfer's context, which closes the upstream session too.
+// It reports whether a transfer was running.
+func (s *session) abortTransfer(grace time.Duration) bool {
+	t := s.currentTransfer()
+	if t == nil {
+		return false
+	}
+	t.mu.Lock()
+	t.aborted = true
+	data := t.data
+	t.mu.Unlock()
+	if data != nil {
+		data.Close()
+	} else {
+		// Still waiting for the data connection: stop waiting. Nothing
+		// has reached the partner yet, so cancelling loses nothing.
+		t.cancel()
+	}
+	select {
+	case <-t.done:
+	case <-time.After(grace):
+		t.cancel()
+		<-t.done
+	}
+	return true
+}
+
+// dataConn wraps a data connection: it counts bytes, remembers the first
+// error of the connection itself (as opposed to the upstream's), and runs
+// the transfer-idle watchdog, which cancels the transfer when no byte has
+// moved for the timeout. The watchdog covers both a client that stops
+// reading or writing and a partner that stops answering.
+type dataConn struct {
+	net.Conn
+	n       *atomic.Int64
+	ownN    atomic.Int64
+	errMu   sync.Mutex
+	err     error // first read or write error other than io.EOF
+	idle    time.Duration
+	watch   *time.Timer
+	expired atomic.Bool
+}
+
+func newDataConn(c net.Conn, moved *atomic.Int64, idle time.Duration, cancel context.CancelFunc) *dataConn {
+	dc := &dataConn{Conn: c, n: moved, idle: idle}
+	if idle > 0 {
+		dc.watch = time.AfterFunc(idle, func() {
+			dc.expired.Store(true)
+			c.Close()
+			cancel()
+		})
+	}
+	return dc
+}
+
+func (dc *dataConn) progress(n int) {
+	if n > 0 {
+		dc.n.Add(int64(n))
+		if dc.watch != nil {
+			dc.watch.Reset(dc.idle)
+		}
+	}
+}
+
+func (dc *dataConn) Read(p []byte) (int, error) {
+	n, err := dc.Conn.Read(p)
+	dc.progress(n)
+	if err != nil && err != io.EOF {
+		dc.setErr(err)
+	}
+	return n, err
+}
+
+func (dc *dataConn) Write(p []byte) (int, error) {
+	n, err := dc.Conn.Write(p)
+	dc.progress(n)
+	if err != nil {
+		dc.setErr(err)
+	}
+	return n, err
+}
+
+func (dc *dataConn) setErr(err error) {
+	dc.errMu.Lock()
+	if dc.err == nil {
+		dc.err = err
+	}
+	dc.errMu.Unlock()
+}
+
+func (dc *dataConn) failed() bool {
+	dc.errMu.Lock()
+	defer dc.errMu.Unlock()
+	return dc.err != nil && !dc.expired.Load()
+}
+
+func (dc *dataConn) idleExpired() bool { return dc.expired.Load() }
+
+func (dc *dataConn) stop() {
+	if dc.watch != nil {
+		dc.watch.Stop()
+	}
+}
+
+// closeGracefully ends a good transfer with FIN, never RST: the z/OS
+// client rates a transfer's check confidence High only when the data
+// connection ends with FIN. Bytes the client sent that we did not read
+// would turn close into RST, so after our half-close we drain briefly.
+func (dc *dataConn) closeGracefully() error {
+	type closeWriter interface{ CloseWrite() error }
+	if cw, ok := dc.Conn.(closeWriter); ok {
+		if err := cw.CloseWrite(); err != nil {
+			dc.Conn.Close()
+			return err
+		}
+		dc.Conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		io.Copy(io.Discard, io.LimitReader(dc.Conn, 1<<20))
+	}
+	return dc.Conn.Close()
+}
