@@ -1,0 +1,105 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/rs/zerolog"
+
+	"github.com/ftpgate/ftpgate/proxy"
+	"github.com/ftpgate/ftpgate/translate"
+)
+
+// config is the process configuration, read from FTPGATE_* environment
+// variables. The README's configuration reference lists the same fields;
+// keep them in step.
+type config struct {
+	Listen              string        `env:"LISTEN" envDefault:":2121"`
+	Policy              string        `env:"POLICY" envDefault:"/etc/ftpgate/policy.yaml"`
+	PasvPorts           string        `env:"PASV_PORTS"`
+	PasvAddress         string        `env:"PASV_ADDRESS"`
+	IdleTimeout         time.Duration `env:"IDLE_TIMEOUT" envDefault:"5m"`
+	LoginTimeout        time.Duration `env:"LOGIN_TIMEOUT" envDefault:"60s"`
+	DataTimeout         time.Duration `env:"DATA_TIMEOUT" envDefault:"30s"`
+	TransferIdleTimeout time.Duration `env:"TRANSFER_IDLE_TIMEOUT" envDefault:"120s"`
+	UpstreamTimeout     time.Duration `env:"UPSTREAM_TIMEOUT" envDefault:"60s"`
+	DialTimeout         time.Duration `env:"DIAL_TIMEOUT" envDefault:"10s"`
+	HandshakeTimeout    time.Duration `env:"HANDSHAKE_TIMEOUT" envDefault:"20s"`
+	DrainTimeout        time.Duration `env:"DRAIN_TIMEOUT" envDefault:"60s"`
+	LoginFailDelay      time.Duration `env:"LOGIN_FAIL_DELAY" envDefault:"1s"`
+	MaxSessions         int           `env:"MAX_SESSIONS" envDefault:"1000"`
+	MaxListEntries      int           `env:"MAX_LIST_ENTRIES" envDefault:"100000"`
+	AllowForeignData    bool          `env:"ALLOW_FOREIGN_DATA_ADDRESS" envDefault:"false"`
+	AllowLowDataPorts   bool          `env:"ALLOW_LOW_DATA_PORTS" envDefault:"false"`
+	Greeting            string        `env:"GREETING" envDefault:"ftpgate ready."`
+	LogLevel            string        `env:"LOG_LEVEL" envDefault:"info"`
+}
+
+// loadConfig reads the configuration from environ ("KEY=value" pairs; the
+// process environment in production, a fixed list in tests).
+func loadConfig(environ map[string]string) (config, error) {
+	cfg, err := env.ParseAsWithOptions[config](env.Options{
+		Prefix:      "FTPGATE_",
+		Environment: environ,
+	})
+	if err != nil {
+		return cfg, err
+	}
+	if _, err := zerolog.ParseLevel(cfg.LogLevel); err != nil || cfg.LogLevel == "" {
+		return cfg, fmt.Errorf("FTPGATE_LOG_LEVEL: %q is not one of trace, debug, info, warn, error", cfg.LogLevel)
+	}
+	if _, err := proxy.ParsePortRange(cfg.PasvPorts); err != nil {
+		return cfg, fmt.Errorf("FTPGATE_PASV_PORTS: %w", err)
+	}
+	if cfg.PasvAddress != "" {
+		a, err := netip.ParseAddr(cfg.PasvAddress)
+		if err != nil || !a.Unmap().Is4() {
+			return cfg, fmt.Errorf("FTPGATE_PASV_ADDRESS: %q is not an IPv4 address", cfg.PasvAddress)
+		}
+	}
+	for name, d := range map[string]time.Duration{
+		"FTPGATE_DATA_TIMEOUT": cfg.DataTimeout, "FTPGATE_UPSTREAM_TIMEOUT": cfg.UpstreamTimeout,
+		"FTPGATE_DIAL_TIMEOUT": cfg.DialTimeout, "FTPGATE_HANDSHAKE_TIMEOUT": cfg.HandshakeTimeout,
+	} {
+		if d <= 0 {
+			return cfg, fmt.Errorf("%s: must be positive", name)
+		}
+	}
+	return cfg, nil
+}
+
+// server builds the proxy.Server the configuration describes; the caller
+// sets Policy, Audit and Logger.
+func (c config) server() *proxy.Server {
+	pr, _ := proxy.ParsePortRange(c.PasvPorts)
+	var pa netip.Addr
+	if c.PasvAddress != "" {
+		pa, _ = netip.ParseAddr(c.PasvAddress)
+	}
+	return &proxy.Server{
+		Dialer:                  c.dialer(nil),
+		Greeting:                c.Greeting,
+		LoginTimeout:            c.LoginTimeout,
+		IdleTimeout:             c.IdleTimeout,
+		DataConnTimeout:         c.DataTimeout,
+		TransferIdleTimeout:     c.TransferIdleTimeout,
+		UpstreamTimeout:         c.UpstreamTimeout,
+		LoginFailDelay:          c.LoginFailDelay,
+		MaxSessions:             c.MaxSessions,
+		PassivePorts:            pr,
+		PassiveAddress:          pa,
+		AllowForeignDataAddress: c.AllowForeignData,
+		AllowLowDataPorts:       c.AllowLowDataPorts,
+	}
+}
+
+func (c config) dialer(getenv func(string) string) *translate.SFTPDialer {
+	return &translate.SFTPDialer{
+		DialTimeout:      c.DialTimeout,
+		HandshakeTimeout: c.HandshakeTimeout,
+		MaxListEntries:   c.MaxListEntries,
+		Getenv:           getenv,
+	}
+}
