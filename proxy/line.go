@@ -74,12 +74,16 @@ func (lr *lineReader) readLine() (string, error) {
 			for len(line) > 0 && line[len(line)-1] == '\r' {
 				line = line[:len(line)-1]
 			}
+			if len(line) > lr.max {
+				return "", errLineTooLong
+			}
 			return string(line), nil
 		}
 		if tooLong {
 			continue
 		}
-		if len(lr.buf) >= lr.max {
+		// One byte over the limit is kept for the CR of CRLF.
+		if len(lr.buf) > lr.max {
 			tooLong = true
 			continue
 		}

@@ -214,7 +214,6 @@ func (s *session) abortTransfer(grace time.Duration) bool {
 type dataConn struct {
 	net.Conn
 	n       *atomic.Int64
-	ownN    atomic.Int64
 	errMu   sync.Mutex
 	err     error // first read or write error other than io.EOF
 	idle    time.Duration
