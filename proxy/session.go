@@ -278,6 +278,11 @@ func (s *session) currentTransfer() *transfer {
 func (s *session) reply(r reply) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	s.writeReplyLocked(r)
+}
+
+// writeReplyLocked writes r; the caller holds wmu.
+func (s *session) writeReplyLocked(r reply) {
 	s.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	if err := r.writeTo(s.bw); err != nil {
 		s.log.Debug().Err(err).Msg("control write failed")

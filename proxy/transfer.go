@@ -65,15 +65,13 @@ func (s *session) runTransfer(t *transfer, setup *dataSetup, x xferSpec, start t
 		}
 		setup.close()
 		t.cancel()
-		s.xmu.Lock()
-		s.xfer = nil
-		s.xmu.Unlock()
+		s.clearTransfer(nil)
 		s.setState(StateReady)
 		close(t.done)
 		s.armReadDeadline()
 	}()
 	final, upBytes, dc, err := s.transferBody(t, setup, x)
-	s.reply(final)
+	s.clearTransfer(&final)
 	rec := x.rec
 	rec.Duration = time.Since(start)
 	rec.BytesUp = upBytes
@@ -112,6 +110,10 @@ func (s *session) transferBody(t *transfer, setup *dataSetup, x xferSpec) (reply
 	}
 	dc := newDataConn(conn, &t.moved, s.srv.transferIdle(), t.cancel)
 	defer dc.stop()
+	// A hard stop (Server.Close, the end of a drain, the idle watchdog)
+	// must also wake a transfer blocked on the client's side.
+	stopClose := context.AfterFunc(t.ctx, func() { conn.Close() })
+	defer stopClose()
 	t.mu.Lock()
 	t.data = conn
 	aborted := t.aborted
@@ -144,6 +146,21 @@ func (s *session) transferBody(t *transfer, setup *dataSetup, x xferSpec) (reply
 		return r, n, dc, err
 	}
 	return rep(codeTransferOK, "Transfer complete."), n, dc, nil
+}
+
+// clearTransfer ends the transfer's life as "running" and writes its
+// final reply, both under the reply lock: a command that sees no running
+// transfer therefore replies after the 226, and a client that reacts to
+// the 226 at once (ABOR, STAT) never sees a transfer that has ended.
+func (s *session) clearTransfer(final *reply) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.xmu.Lock()
+	s.xfer = nil
+	s.xmu.Unlock()
+	if final != nil {
+		s.writeReplyLocked(*final)
+	}
 }
 
 var errAborted = errors.New("proxy: transfer aborted by ABOR")
