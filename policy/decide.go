@@ -105,6 +105,11 @@ func (r Route) clone() Route {
 // on its allow list. Any other name is looked up among the routes without
 // regard to ASCII case. A denying decision always has a Rule and a Reason.
 //
+// Names on the user_at_host allow list are matched as names: a name that
+// resolves to an internal address is still allowed, and CIDR entries match
+// only logins that give an IP literal. Whoever dials may add a check on the
+// resolved address.
+//
 // An allowing decision does not yet log anyone in: for AuthLocal the caller
 // must check the password with VerifyPassword, and for AuthPassthrough the
 // partner checks it.
