@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
@@ -45,7 +48,7 @@ func loadConfig(environ map[string]string) (config, error) {
 		Environment: environ,
 	})
 	if err != nil {
-		return cfg, err
+		return cfg, envError(err)
 	}
 	if _, err := zerolog.ParseLevel(cfg.LogLevel); err != nil || cfg.LogLevel == "" {
 		return cfg, fmt.Errorf("FTPGATE_LOG_LEVEL: %q is not one of trace, debug, info, warn, error", cfg.LogLevel)
@@ -68,6 +71,28 @@ func loadConfig(environ map[string]string) (config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// envError rewrites the env package's errors, which name Go struct
+// fields, to name the environment variable the operator set.
+func envError(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	t := reflect.TypeFor[config]()
+	var msgs []string
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if f, ok := t.FieldByName(pe.Name); ok {
+				msgs = append(msgs, fmt.Sprintf("FTPGATE_%s: %v", f.Tag.Get("env"), pe.Err))
+				continue
+			}
+		}
+		msgs = append(msgs, e.Error())
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // server builds the proxy.Server the configuration describes; the caller
