@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -449,4 +450,25 @@ func TestSTATDuringTransferAndPipelining(t *testing.T) {
 	if code, msg := c.read(); code != 226 {
 		t.Fatalf("STOR final reply: %d %q; want 226", code, msg)
 	}
+}
+
+// TestFinalReplyDoesNotWaitForClientClose: a client may read the 226
+// before it closes its end of the data connection.
+func TestFinalReplyDoesNotWaitForClientClose(t *testing.T) {
+	p := startProxy(t, proxyOpts{})
+	os.WriteFile(filepath.Join(p.Root, "f.bin"), randomBytes(t, 100000), 0o644)
+	c := dialFTP(t, p.Addr)
+	c.login("demo", clientPass)
+	conn := c.prepare(modeEPSV)
+	c.expect("RETR f.bin", 150)
+	dc := conn()
+	io.ReadAll(dc) // EOF: the proxy sent FIN; we keep our end open
+	start := time.Now()
+	if code, _ := c.read(); code != 226 {
+		t.Fatalf("final reply %d; want 226", code)
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Fatalf("226 took %v after the data; the proxy waited for the client's close", d)
+	}
+	dc.Close()
 }

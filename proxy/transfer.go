@@ -301,8 +301,10 @@ func (dc *dataConn) stop() {
 
 // closeGracefully ends a good transfer with FIN, never RST: the z/OS
 // client rates a transfer's check confidence High only when the data
-// connection ends with FIN. Bytes the client sent that we did not read
-// would turn close into RST, so after our half-close we drain briefly.
+// connection ends with FIN. CloseWrite sends the FIN at once; the close
+// that follows sends no RST because nothing unread is left (a STOR was
+// read to EOF, and a RETR client sends nothing). It does not wait for the
+// client's FIN: clients may read the 226 before they close their end.
 func (dc *dataConn) closeGracefully() error {
 	type closeWriter interface{ CloseWrite() error }
 	if cw, ok := dc.Conn.(closeWriter); ok {
@@ -310,8 +312,6 @@ func (dc *dataConn) closeGracefully() error {
 			dc.Conn.Close()
 			return err
 		}
-		dc.Conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-		io.Copy(io.Discard, io.LimitReader(dc.Conn, 1<<20))
 	}
 	return dc.Conn.Close()
 }

@@ -1,0 +1,72 @@
+package proxy
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// BenchmarkTransfer moves a file through the proxy and the in-process
+// SFTP partner on loopback, both directions, and reports throughput and
+// the heap in use at the end of each run (which must not grow with the
+// file size: the data path streams).
+//
+//	go test ./proxy -run '^$' -bench Transfer -benchtime 5x
+func BenchmarkTransfer(b *testing.B) {
+	for _, size := range []int{64 << 20, 256 << 20} {
+		p := startProxy(b, proxyOpts{})
+		c := dialFTP(b, p.Addr)
+		c.login("demo", clientPass)
+		c.expect("TYPE I", 200)
+		src := filepath.Join(p.Root, "src.bin")
+		f, _ := os.Create(src)
+		io.CopyN(f, zeroReader{}, int64(size))
+		f.Close()
+
+		b.Run(fmt.Sprintf("RETR/%dMiB", size>>20), func(b *testing.B) {
+			c.t = b
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				conn := c.prepare(modeEPSV)
+				c.expect("RETR src.bin", 150)
+				n, _ := io.Copy(io.Discard, conn())
+				if code, _ := c.read(); code != 226 || n != int64(size) {
+					b.Fatalf("RETR: %d bytes, reply %d", n, code)
+				}
+			}
+			reportHeap(b)
+		})
+		b.Run(fmt.Sprintf("STOR/%dMiB", size>>20), func(b *testing.B) {
+			c.t = b
+			b.SetBytes(int64(size))
+			for b.Loop() {
+				conn := c.prepare(modeEPSV)
+				c.expect("STOR dst.bin", 150)
+				dc := conn()
+				io.CopyN(dc, zeroReader{}, int64(size))
+				dc.Close()
+				if code, _ := c.read(); code != 226 {
+					b.Fatalf("STOR: reply %d", code)
+				}
+			}
+			reportHeap(b)
+		})
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+func reportHeap(b *testing.B) {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	b.ReportMetric(float64(m.HeapInuse)/(1<<20), "heap-MiB")
+}
