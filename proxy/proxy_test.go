@@ -472,3 +472,23 @@ func TestFinalReplyDoesNotWaitForClientClose(t *testing.T) {
 	}
 	dc.Close()
 }
+
+func TestIPv6DataConnections(t *testing.T) {
+	ln6, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	p := startProxy(t, proxyOpts{})
+	go p.Srv.Serve(ln6)
+	c := dialFTP(t, ln6.Addr().String())
+	c.login("demo", clientPass)
+	c.expect("TYPE I", 200)
+	c.expect("PASV", 522) // PASV cannot name an IPv6 address
+	c.expect("EPSV 1", 522)
+	data := randomBytes(t, 300000)
+	c.stor("STOR", "v6.bin", data, modeEPRT)
+	if got := c.retr("v6.bin", modeEPSV); !bytes.Equal(got, data) {
+		t.Fatalf("IPv6 round trip: %d bytes; want %d", len(got), len(data))
+	}
+	c.expect("EPRT |2|::2|5000|", 501) // another address
+}
