@@ -131,10 +131,14 @@ func (s *session) cmdPASS(arg string) reply {
 		return rep(codeBadSequence, "Login with USER first.")
 	}
 	dec := s.srv.Policy().Login(policy.LoginRequest{Client: s.remote.Addr(), User: s.user})
+	// VerifyPassword runs first, also for a denied login (it spends one
+	// bcrypt comparison then), so the reply time does not tell whether
+	// the user exists.
+	passwordOK := dec.VerifyPassword(arg)
 	if !dec.Allow {
 		return s.loginFailed(dec.Rule, dec.Reason)
 	}
-	if !dec.VerifyPassword(arg) {
+	if !passwordOK {
 		return s.loginFailed(dec.Rule, "password does not match")
 	}
 	var pw translate.Password

@@ -44,6 +44,7 @@ type session struct {
 	wmu sync.Mutex    // guards bw: replies come from serve and from transfers
 	bw  *bufio.Writer // guarded by wmu
 
+	smu     sync.Mutex   // serialises state transitions and their hook calls
 	state   atomic.Int32 // SessionState
 	closing atomic.Bool  // Shutdown asked this session to end
 	dmu     sync.Mutex   // serialises read-deadline changes
@@ -115,10 +116,21 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func (s *session) setState(st SessionState) {
-	s.state.Store(int32(st))
+func (s *session) setState(st SessionState) { s.transition(-1, st) }
+
+// transition moves the session to state to, if it is in state from (any
+// state when from is negative). Closed is final. The hook is called under
+// smu, so it sees the transitions in the order they happened.
+func (s *session) transition(from, to SessionState) {
+	s.smu.Lock()
+	defer s.smu.Unlock()
+	cur := SessionState(s.state.Load())
+	if cur == StateClosed || (from >= 0 && cur != from) {
+		return
+	}
+	s.state.Store(int32(to))
 	if h := s.srv.SessionState; h != nil {
-		h(s.id, st)
+		h(s.id, to)
 	}
 }
 

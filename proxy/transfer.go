@@ -66,7 +66,7 @@ func (s *session) runTransfer(t *transfer, setup *dataSetup, x xferSpec, start t
 		setup.close()
 		t.cancel()
 		s.clearTransfer(nil)
-		s.setState(StateReady)
+		s.transition(StateTransferring, StateReady)
 		close(t.done)
 		s.armReadDeadline()
 	}()
@@ -128,7 +128,7 @@ func (s *session) transferBody(t *transfer, setup *dataSetup, x xferSpec) (reply
 	if err == nil {
 		err = dc.closeGracefully()
 	} else {
-		conn.Close()
+		abortiveClose(conn)
 	}
 	if err != nil {
 		switch {
@@ -297,6 +297,18 @@ func (dc *dataConn) stop() {
 	if dc.watch != nil {
 		dc.watch.Stop()
 	}
+}
+
+// abortiveClose ends a failed transfer with a TCP reset, not FIN. In
+// stream mode the end of the data connection marks the end of the file, so
+// a FIN after a broken download would let the client take a truncated
+// file for a complete one; the reset tells it the data is incomplete
+// even if it never reads the 426.
+func abortiveClose(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
 }
 
 // closeGracefully ends a good transfer with FIN, never RST: the z/OS
