@@ -298,7 +298,7 @@ func (s *session) cmdSTAT(arg string) reply {
 }
 
 func (s *session) cmdABOR(string) reply {
-	if s.abortTransfer(5 * time.Second) {
+	if s.abortTransfer(errAborted, 5*time.Second) {
 		return rep(codeTransferOK, "ABOR successful.")
 	}
 	s.data.close()

@@ -214,7 +214,7 @@ func (s *session) readFailed(err error) {
 // record. Runs once, on the serve goroutine.
 func (s *session) finish() {
 	s.setState(StateClosed)
-	s.abortTransfer(2 * time.Second)
+	s.abortTransfer(errSessionEnded, 2*time.Second)
 	s.cancel()
 	s.data.close()
 	s.conn.Close()

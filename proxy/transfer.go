@@ -23,7 +23,7 @@ type transfer struct {
 
 	mu      sync.Mutex
 	data    net.Conn // guarded by mu; nil until the data connection is open
-	aborted bool     // guarded by mu; ABOR asked for the stop
+	stopped error    // guarded by mu; why the transfer was stopped from outside (errAborted, errSessionEnded)
 
 	moved atomic.Int64 // client-side bytes so far, for STAT
 }
@@ -71,7 +71,6 @@ func (s *session) runTransfer(t *transfer, setup *dataSetup, x xferSpec, start t
 		s.armReadDeadline()
 	}()
 	final, upBytes, dc, err := s.transferBody(t, setup, x)
-	s.clearTransfer(&final)
 	rec := x.rec
 	rec.Duration = time.Since(start)
 	rec.BytesUp = upBytes
@@ -87,15 +86,18 @@ func (s *session) runTransfer(t *transfer, setup *dataSetup, x xferSpec, start t
 	}
 	if err != nil {
 		rec.Result = "failed"
-		if t.wasAborted() {
+		if errors.Is(t.stopCause(), errAborted) {
 			rec.Result = "aborted"
 		}
 		rec.Error = err.Error()
 		s.log.Info().Err(err).Str("cmd", x.verb).Int("code", final.code).Msg("transfer failed")
 	}
 	s.transfers.Add(1)
+	// The records are written before the client hears the outcome, so a
+	// client that acted on a 226 can always find its record.
 	s.srv.Audit.Transfer(s.recordSession(), rec)
 	s.srv.Audit.Command(s.recordSession(), x.verb, x.arg, final.code, final.text(), rec.Duration)
+	s.clearTransfer(&final)
 }
 
 // transferBody opens the data connection, sends 150, runs the transfer and
@@ -103,8 +105,8 @@ func (s *session) runTransfer(t *transfer, setup *dataSetup, x xferSpec, start t
 func (s *session) transferBody(t *transfer, setup *dataSetup, x xferSpec) (reply, int64, *dataConn, error) {
 	conn, err := s.openData(t.ctx, setup)
 	if err != nil {
-		if t.wasAborted() {
-			return rep(codeTransferAborted, "Transfer aborted."), 0, nil, err
+		if cause := t.stopCause(); cause != nil {
+			return rep(codeTransferAborted, "Transfer aborted."), 0, nil, errors.Join(cause, err)
 		}
 		return rep(codeCantOpenData, "Cannot open data connection."), 0, nil, err
 	}
@@ -112,15 +114,15 @@ func (s *session) transferBody(t *transfer, setup *dataSetup, x xferSpec) (reply
 	defer dc.stop()
 	// A hard stop (Server.Close, the end of a drain, the idle watchdog)
 	// must also wake a transfer blocked on the client's side.
-	stopClose := context.AfterFunc(t.ctx, func() { conn.Close() })
+	stopClose := context.AfterFunc(t.ctx, func() { abortiveClose(conn) })
 	defer stopClose()
 	t.mu.Lock()
 	t.data = conn
-	aborted := t.aborted
+	cause := t.stopped
 	t.mu.Unlock()
-	if aborted {
-		conn.Close()
-		return rep(codeTransferAborted, "Transfer aborted."), 0, dc, errAborted
+	if cause != nil {
+		abortiveClose(conn)
+		return rep(codeTransferAborted, "Transfer aborted."), 0, dc, cause
 	}
 	s.reply(rep(codeFileStatusOK, x.preamble))
 
@@ -132,8 +134,8 @@ func (s *session) transferBody(t *transfer, setup *dataSetup, x xferSpec) (reply
 	}
 	if err != nil {
 		switch {
-		case t.wasAborted():
-			return rep(codeTransferAborted, "Transfer aborted."), n, dc, errors.Join(errAborted, err)
+		case t.stopCause() != nil:
+			return rep(codeTransferAborted, "Transfer aborted."), n, dc, errors.Join(t.stopCause(), err)
 		case dc.failed():
 			return rep(codeTransferAborted, "Data connection broken, transfer aborted."), n, dc, err
 		case dc.idleExpired():
@@ -163,12 +165,16 @@ func (s *session) clearTransfer(final *reply) {
 	}
 }
 
-var errAborted = errors.New("proxy: transfer aborted by ABOR")
+// Causes of a transfer stopped from outside its goroutine.
+var (
+	errAborted      = errors.New("proxy: transfer aborted by ABOR")
+	errSessionEnded = errors.New("proxy: session ended during the transfer")
+)
 
-func (t *transfer) wasAborted() bool {
+func (t *transfer) stopCause() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.aborted
+	return t.stopped
 }
 
 // openData makes the data connection prepared by PORT/EPRT or PASV/EPSV.
@@ -198,17 +204,19 @@ func (s *session) waitTransfer() {
 // the transfer has not ended within grace (an upstream that hangs), it
 // cancels the transfer's context, which closes the upstream session too.
 // It reports whether a transfer was running.
-func (s *session) abortTransfer(grace time.Duration) bool {
+func (s *session) abortTransfer(cause error, grace time.Duration) bool {
 	t := s.currentTransfer()
 	if t == nil {
 		return false
 	}
 	t.mu.Lock()
-	t.aborted = true
+	if t.stopped == nil {
+		t.stopped = cause
+	}
 	data := t.data
 	t.mu.Unlock()
 	if data != nil {
-		data.Close()
+		abortiveClose(data)
 	} else {
 		// Still waiting for the data connection: stop waiting. Nothing
 		// has reached the partner yet, so cancelling loses nothing.
@@ -243,7 +251,7 @@ func newDataConn(c net.Conn, moved *atomic.Int64, idle time.Duration, cancel con
 	if idle > 0 {
 		dc.watch = time.AfterFunc(idle, func() {
 			dc.expired.Store(true)
-			c.Close()
+			abortiveClose(c)
 			cancel()
 		})
 	}

@@ -421,6 +421,17 @@ func (u *sftpUpstream) Rename(ctx context.Context, from, to string) error {
 	} else {
 		err = u.c.Rename(from, to)
 	}
+	var se *sftp.StatusError
+	if errors.As(err, &se) && se.Code == 4 {
+		// SFTP v3 answers a bare FAILURE when the target is a directory
+		// (or, without posix-rename, any existing file): say which.
+		if fi, serr := u.c.Stat(to); serr == nil {
+			if fi.IsDir() {
+				return fmt.Errorf("translate: rename %s to %s: %w", from, to, errors.Join(ErrIsDir, err))
+			}
+			return fmt.Errorf("translate: rename %s to %s: %w", from, to, errors.Join(ErrExist, err))
+		}
+	}
 	return u.mapErr(ctx, "rename", from, err)
 }
 
@@ -485,7 +496,9 @@ func (u *sftpUpstream) mapErr(ctx context.Context, op, name string, err error) e
 		sentinel = statusSentinel(se.Code)
 	case errors.Is(err, sftp.ErrSSHFxConnectionLost), errors.Is(err, sftp.ErrSSHFxNoConnection),
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed),
-		errors.Is(err, os.ErrClosed):
+		errors.Is(err, os.ErrClosed), isNetErr(err), errors.Is(err, syscall.EPIPE):
+		// The SSH transport failed under the SFTP session: reset, broken
+		// pipe, timeout or a closed connection.
 		sentinel = ErrConnLost
 	}
 	if sentinel == nil {

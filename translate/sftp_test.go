@@ -214,6 +214,7 @@ func TestErrorsMapToSentinels(t *testing.T) {
 		{"rmdir not empty", u.Rmdir(ctx, filepath.Join(s.Root, "dir")), translate.ErrNotEmpty},
 		{"mkdir exists", u.Mkdir(ctx, filepath.Join(s.Root, "dir")), translate.ErrExist},
 		{"remove missing", u.Remove(ctx, missing), translate.ErrNotFound},
+		{"rename onto a directory", u.Rename(ctx, filepath.Join(s.Root, "dir", "f"), s.Root), translate.ErrIsDir},
 	}
 	for _, tc := range tests {
 		if !errors.Is(tc.err, tc.want) {
