@@ -102,6 +102,12 @@ type ConnInfo struct {
 	ServerVersion string `json:"server_version,omitempty"`
 	HostKey       string `json:"host_key,omitempty"` // SHA256:... fingerprint of the SSH host key or TLS certificate
 	HostKeyType   string `json:"host_key_type,omitempty"`
+	// TLS facts, for FTPS partners.
+	TLSVersion  string `json:"tls_version,omitempty"`  // "TLS 1.3"
+	CipherSuite string `json:"cipher_suite,omitempty"` // tls.CipherSuiteName
+	PeerSubject string `json:"peer_subject,omitempty"` // the partner certificate's subject
+	// Insecure is set for a plain-FTP upstream allowed by a warn rule.
+	Insecure bool `json:"insecure,omitempty"`
 }
 
 // Sentinel errors. Backends wrap them (fmt.Errorf("...: %w", ErrNotFound)),
@@ -139,4 +145,35 @@ func (e *HostKeyError) Error() string {
 		return "translate: host key of " + e.Host + " is unknown (" + e.Fingerprint + ")"
 	}
 	return "translate: host key of " + e.Host + " changed (" + e.Fingerprint + ")"
+}
+
+// Reply is an FTP reply from a partner that speaks FTP itself (FTPS),
+// relayed to the client as it came: code and every line of text.
+type Reply struct {
+	Code  int
+	Lines []string
+}
+
+// Forwarder is implemented by backends whose partner speaks FTP (FTPS). The
+// proxy then passes the client's dialogue through instead of translating
+// it: SITE parameters, quoted MVS names, TYPE and MODE (so TYPE A
+// conversion is the partner's business), and listings come back exactly as
+// the partner sent them. The proxy keeps the login, the client's data
+// connections (PORT/EPRT/PASV/EPSV), ABOR, QUIT, NOOP and the security
+// refusals (AUTH, PROT, CCC) to itself.
+type Forwarder interface {
+	// Forward sends one command that uses no data connection and returns
+	// the partner's reply.
+	Forward(ctx context.Context, verb, arg string) (Reply, error)
+	// Transfer runs a command that uses a data connection (RETR, STOR,
+	// STOU, APPE, LIST, NLST, MLSD). The backend opens its own protected
+	// data connection to the partner and sends the command; when the
+	// partner answers with a preliminary reply (1yz) it calls open with
+	// that reply, and open returns the client's data connection (the proxy
+	// opens it and sends its own 150). The backend then copies between the
+	// two in the direction the verb implies and returns the partner's
+	// final reply and the number of bytes copied. If the partner refuses
+	// the command (no 1yz), open is never called and the refusal is the
+	// final reply. Cancelling ctx aborts the transfer on the partner (ABOR).
+	Transfer(ctx context.Context, verb, arg string, open func(prelim Reply) (io.ReadWriter, error)) (final Reply, n int64, err error)
 }
