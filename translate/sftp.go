@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -149,6 +150,10 @@ func (d *SFTPDialer) Dial(ctx context.Context, up policy.Upstream, password Pass
 	}
 	conn.SetDeadline(time.Time{})
 	_, posix := sc.HasExtension("posix-rename@openssh.com")
+	var algs ssh.NegotiatedAlgorithms
+	if am, ok := c.(ssh.AlgorithmsConnMetadata); ok {
+		algs = am.Algorithms()
+	}
 	return &sftpUpstream{
 		ssh:    client,
 		c:      sc,
@@ -160,8 +165,20 @@ func (d *SFTPDialer) Dial(ctx context.Context, up policy.Upstream, password Pass
 			ServerVersion: string(c.ServerVersion()),
 			HostKey:       hk.presented,
 			HostKeyType:   hk.presentedType,
+			KeyExchange:   algs.KeyExchange,
+			Cipher:        algs.Write.Cipher,
+			MAC:           aeadlessMAC(algs.Write.Cipher, algs.Write.MAC),
 		},
 	}, nil
+}
+
+// aeadlessMAC returns mac unless cipher is an AEAD cipher, whose
+// integrity is built in (the negotiated MAC is then unused).
+func aeadlessMAC(cipher, mac string) string {
+	if strings.Contains(cipher, "gcm") || strings.Contains(cipher, "poly1305") {
+		return ""
+	}
+	return mac
 }
 
 func isNetErr(err error) bool {

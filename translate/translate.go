@@ -102,6 +102,10 @@ type ConnInfo struct {
 	ServerVersion string `json:"server_version,omitempty"`
 	HostKey       string `json:"host_key,omitempty"` // SHA256:... fingerprint of the SSH host key or TLS certificate
 	HostKeyType   string `json:"host_key_type,omitempty"`
+	// SSH facts: the algorithms of the last key exchange.
+	KeyExchange string `json:"kex,omitempty"`
+	Cipher      string `json:"cipher,omitempty"` // client to server
+	MAC         string `json:"mac,omitempty"`    // empty for AEAD ciphers
 	// TLS facts, for FTPS partners.
 	TLSVersion  string `json:"tls_version,omitempty"`  // "TLS 1.3"
 	CipherSuite string `json:"cipher_suite,omitempty"` // tls.CipherSuiteName
