@@ -136,8 +136,10 @@ func (s *session) cmdPASS(arg string) reply {
 	// the user exists.
 	passwordOK := dec.VerifyPassword(arg)
 	if !dec.Allow {
+		s.srv.Audit.Decision(s.recordSession(), dec.Rule, "deny", dec.Reason)
 		return s.loginFailed(dec.Rule, dec.Reason)
 	}
+	s.srv.Audit.Decision(s.recordSession(), dec.Rule, "allow", "route to "+dec.Upstream.String())
 	if !passwordOK {
 		return s.loginFailed(dec.Rule, "password does not match")
 	}
@@ -185,9 +187,22 @@ func (s *session) cmdPASS(arg string) reply {
 		s.upInfo = d.ConnInfo()
 	}
 	s.log = s.log.With().Str("user", s.user).Logger()
+	s.srv.Audit.Login(s.recordSession(), audit.Login{
+		Rule: dec.Rule, Auth: dec.Auth.String(), Upstream: dec.Upstream.String(),
+		UpstreamProto: s.upInfo.Protocol, ServerVersion: s.upInfo.ServerVersion, HostKey: s.upInfo.HostKey,
+		KeyExchange: s.upInfo.KeyExchange, Cipher: firstNonEmpty(s.upInfo.Cipher, s.upInfo.CipherSuite), MAC: s.upInfo.MAC,
+		TLSVersion: s.upInfo.TLSVersion, PeerSubject: s.upInfo.PeerSubject, Insecure: s.upInfo.Insecure,
+	})
 	s.setState(StateReady)
 	s.log.Info().Str("rule", dec.Rule).Str("upstream", dec.Upstream.String()).Str("host_key", s.upInfo.HostKey).Msg("login")
 	return rep(codeLoggedIn, "Login successful.")
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // loginFailed records the refusal and waits LoginFailDelay before the

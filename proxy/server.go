@@ -68,6 +68,13 @@ type Server struct {
 	// UpstreamTimeout bounds each upstream operation other than a
 	// transfer's data (stat, list, rename, ...). Zero means 60 s.
 	UpstreamTimeout time.Duration
+	// ProgressInterval is how often a running transfer writes a progress
+	// record. Zero means 30 s; negative means never.
+	ProgressInterval time.Duration
+	// DisableTransferHash turns off the SHA-256 of each transfer's client
+	// bytes in the transfer record. It is on by default: the hash is the
+	// evidence of what the client sent or received.
+	DisableTransferHash bool
 	// LoginFailDelay is waited before a 530 for a refused login, to slow
 	// down password guessing. Zero means 1 s; negative means none.
 	LoginFailDelay time.Duration
@@ -148,6 +155,9 @@ func (srv *Server) upstreamTimeout() time.Duration {
 	return defDur(srv.UpstreamTimeout, 60*time.Second)
 }
 func (srv *Server) loginFailDelay() time.Duration { return defDur(srv.LoginFailDelay, time.Second) }
+func (srv *Server) progressInterval() time.Duration {
+	return defDur(srv.ProgressInterval, 30*time.Second)
+}
 
 func (srv *Server) maxSessions() int {
 	if srv.MaxSessions == 0 {

@@ -2,8 +2,11 @@ package proxy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net"
 	"net/netip"
@@ -46,6 +49,13 @@ func (s *session) startTransfer(x xferSpec) reply {
 	if setup == nil {
 		return rep(codeCantOpenData, "Use PORT, EPRT, PASV or EPSV first.")
 	}
+	if err := s.srv.Audit.Ready(); err != nil {
+		// No transfer without a record.
+		setup.close()
+		s.log.Error().Err(err).Msg("audit trail unavailable: transfer refused")
+		return rep(codeLocalError, "Audit trail unavailable, transfer refused; try again later.")
+	}
+	x.rec.ID = fmt.Sprintf("%s-x%d", s.id, s.transfers.Load()+1)
 	ctx, cancel := context.WithCancel(s.ctx)
 	t := &transfer{done: make(chan struct{}), ctx: ctx, cancel: cancel}
 	s.xmu.Lock()
@@ -76,7 +86,9 @@ func (s *session) runTransfer(t *transfer, setup *dataSetup, x xferSpec, start t
 	rec.BytesUp = upBytes
 	rec.Upstream = s.upInfo.Endpoint
 	rec.Result = "ok"
+	rec.Confidence = confidence(err, dc, t.stopCause())
 	if dc != nil {
+		rec.SHA256 = dc.sum()
 		rec.BytesFTP = dc.n.Load()
 		if rec.Direction == "store" || rec.Direction == "append" {
 			s.bytesIn.Add(rec.BytesFTP)
@@ -110,7 +122,7 @@ func (s *session) transferBody(t *transfer, setup *dataSetup, x xferSpec) (reply
 		}
 		return rep(codeCantOpenData, "Cannot open data connection."), 0, nil, err
 	}
-	dc := newDataConn(conn, &t.moved, s.srv.transferIdle(), t.cancel)
+	dc := newDataConn(conn, &t.moved, s.srv.transferIdle(), t.cancel, !s.srv.DisableTransferHash)
 	defer dc.stop()
 	// A hard stop (Server.Close, the end of a drain, the idle watchdog)
 	// must also wake a transfer blocked on the client's side.
@@ -124,7 +136,15 @@ func (s *session) transferBody(t *transfer, setup *dataSetup, x xferSpec) (reply
 		abortiveClose(conn)
 		return rep(codeTransferAborted, "Transfer aborted."), 0, dc, cause
 	}
+	s.srv.Audit.TransferStart(s.recordSession(), audit.TransferStart{
+		ID: x.rec.ID, Direction: x.rec.Direction, ClientName: x.rec.ClientName,
+		Path: x.rec.Path, Type: x.rec.Type, Offset: x.rec.Offset, Upstream: s.upInfo.Endpoint,
+	})
 	s.reply(rep(codeFileStatusOK, x.preamble))
+	if every := s.srv.progressInterval(); every > 0 {
+		stop := s.reportProgress(x.rec, &t.moved, every)
+		defer stop()
+	}
 
 	n, err := x.run(t.ctx, dc)
 	if err == nil {
@@ -163,6 +183,45 @@ func (s *session) clearTransfer(final *reply) {
 	if final != nil {
 		s.writeReplyLocked(*final)
 	}
+}
+
+// confidence rates a finished transfer as the z/OS client does: high when
+// it completed without error, noeof when it was stopped (ABOR, a timeout,
+// the session's end) before the end of the data, low when the client or
+// the partner broke off, unknown when no data connection was made.
+func confidence(err error, dc *dataConn, stopped error) string {
+	switch {
+	case dc == nil:
+		return audit.ConfidenceUnknown
+	case err == nil:
+		return audit.ConfidenceHigh
+	case stopped != nil || dc.idleExpired():
+		return audit.ConfidenceNoEOF
+	}
+	return audit.ConfidenceLow
+}
+
+// reportProgress writes a progress record every interval until stop is
+// called, so operators can watch long transfers.
+func (s *session) reportProgress(rec audit.Transfer, moved *atomic.Int64, every time.Duration) (stop func()) {
+	start := time.Now()
+	done := make(chan struct{})
+	go func() {
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				s.srv.Audit.Progress(s.recordSession(), audit.Progress{
+					ID: rec.ID, Direction: rec.Direction, ClientName: rec.ClientName,
+					Path: rec.Path, Bytes: moved.Load(), Elapsed: time.Since(start),
+				})
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // Causes of a transfer stopped from outside its goroutine.
@@ -239,6 +298,7 @@ func (s *session) abortTransfer(cause error, grace time.Duration) bool {
 type dataConn struct {
 	net.Conn
 	n       *atomic.Int64
+	hash    hash.Hash // SHA-256 of the bytes on the client's side; nil if off
 	errMu   sync.Mutex
 	err     error // first read or write error other than io.EOF
 	idle    time.Duration
@@ -246,8 +306,11 @@ type dataConn struct {
 	expired atomic.Bool
 }
 
-func newDataConn(c net.Conn, moved *atomic.Int64, idle time.Duration, cancel context.CancelFunc) *dataConn {
+func newDataConn(c net.Conn, moved *atomic.Int64, idle time.Duration, cancel context.CancelFunc, hashOn bool) *dataConn {
 	dc := &dataConn{Conn: c, n: moved, idle: idle}
+	if hashOn {
+		dc.hash = sha256.New()
+	}
 	if idle > 0 {
 		dc.watch = time.AfterFunc(idle, func() {
 			dc.expired.Store(true)
@@ -258,8 +321,19 @@ func newDataConn(c net.Conn, moved *atomic.Int64, idle time.Duration, cancel con
 	return dc
 }
 
-func (dc *dataConn) progress(n int) {
+// sum is the hex SHA-256 of the bytes moved so far, or "" if hashing is off.
+func (dc *dataConn) sum() string {
+	if dc.hash == nil {
+		return ""
+	}
+	return hex.EncodeToString(dc.hash.Sum(nil))
+}
+
+func (dc *dataConn) progress(p []byte, n int) {
 	if n > 0 {
+		if dc.hash != nil {
+			dc.hash.Write(p[:n])
+		}
 		dc.n.Add(int64(n))
 		if dc.watch != nil {
 			dc.watch.Reset(dc.idle)
@@ -269,7 +343,7 @@ func (dc *dataConn) progress(n int) {
 
 func (dc *dataConn) Read(p []byte) (int, error) {
 	n, err := dc.Conn.Read(p)
-	dc.progress(n)
+	dc.progress(p, n)
 	if err != nil && err != io.EOF {
 		dc.setErr(err)
 	}
@@ -278,7 +352,7 @@ func (dc *dataConn) Read(p []byte) (int, error) {
 
 func (dc *dataConn) Write(p []byte) (int, error) {
 	n, err := dc.Conn.Write(p)
-	dc.progress(n)
+	dc.progress(p, n)
 	if err != nil {
 		dc.setErr(err)
 	}

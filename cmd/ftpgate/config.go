@@ -38,6 +38,7 @@ type config struct {
 	AllowLowDataPorts   bool          `env:"ALLOW_LOW_DATA_PORTS" envDefault:"false"`
 	Greeting            string        `env:"GREETING" envDefault:"ftpgate ready."`
 	LogLevel            string        `env:"LOG_LEVEL" envDefault:"info"`
+	Audit               auditConfig
 }
 
 // loadConfig reads the configuration from environ ("KEY=value" pairs; the
@@ -55,6 +56,9 @@ func loadConfig(environ map[string]string) (config, error) {
 	}
 	if _, err := proxy.ParsePortRange(cfg.PasvPorts); err != nil {
 		return cfg, fmt.Errorf("FTPGATE_PASV_PORTS: %w", err)
+	}
+	if _, err := cfg.Audit.fsyncPolicy(); err != nil {
+		return cfg, err
 	}
 	if cfg.PasvAddress != "" {
 		a, err := netip.ParseAddr(cfg.PasvAddress)
@@ -112,6 +116,8 @@ func (c config) server() *proxy.Server {
 		TransferIdleTimeout:     c.TransferIdleTimeout,
 		UpstreamTimeout:         c.UpstreamTimeout,
 		LoginFailDelay:          c.LoginFailDelay,
+		ProgressInterval:        c.Audit.Progress,
+		DisableTransferHash:     c.Audit.HashDisable,
 		MaxSessions:             c.MaxSessions,
 		PassivePorts:            pr,
 		PassiveAddress:          pa,

@@ -12,7 +12,6 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/ftpgate/ftpgate/audit"
 	"github.com/ftpgate/ftpgate/policy"
 	"github.com/ftpgate/ftpgate/translate/translatetest"
 )
@@ -74,7 +73,16 @@ func cmdDemo(ctx context.Context, stopSignals func(), env map[string]string, std
 		return env[k]
 	})
 	srv.Policy = func() *policy.Policy { return pol }
-	srv.Audit = audit.New(stdout)
+	em, err := newEmitter(ctx, cfg.Audit, env, stdout)
+	if err != nil {
+		fmt.Fprintln(stderr, "ftpgate: audit:", err)
+		return 2
+	}
+	defer em.Close()
+	if key, _ := auditKey(cfg.Audit, env); key.IsZero() {
+		log.Warn().Msg("no FTPGATE_AUDIT_KEY_FILE: records carry no HMAC chain and can be edited unnoticed")
+	}
+	srv.Audit = em
 	srv.Logger = log
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -7,6 +7,7 @@
 //	ftpgate serve            run the proxy (configuration from FTPGATE_* variables)
 //	ftpgate demo             run a self-contained demo on 127.0.0.1:2121
 //	ftpgate check            validate the configuration and print the routes
+//	ftpgate audit verify F.. check the audit trail's HMAC chain
 //	ftpgate version          print version and build information
 package main
 
@@ -53,6 +54,8 @@ func run(ctx context.Context, stopSignals func(), args []string, env map[string]
 		return cmdDemo(ctx, stopSignals, env, stdout, stderr)
 	case "check":
 		return cmdCheck(env, stdout, stderr)
+	case "audit":
+		return cmdAudit(args[1:], env, stdout, stderr)
 	case "version", "--version", "-v":
 		return cmdVersion(stdout)
 	case "help", "--help", "-h":
@@ -71,6 +74,9 @@ commands:
   serve     run the proxy; configuration from FTPGATE_* environment variables
   demo      run a self-contained demo (proxy on 127.0.0.1:2121, in-process SFTP partner)
   check     validate the configuration and the policy file, print the effective routes
+  audit verify [--partial] FILE...
+            check the audit chain of record files given in order (key from
+            FTPGATE_AUDIT_KEY_FILE or FTPGATE_AUDIT_KEY)
   version   print version and build information
 `)
 }

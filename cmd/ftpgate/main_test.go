@@ -40,8 +40,14 @@ func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr lockedBuffer
 	exit := make(chan int, 1)
+	auditFile := filepath.Join(t.TempDir(), "audit.jsonl")
+	const auditKey = "0123456789abcdef-test-key"
+	env := map[string]string{
+		"FTPGATE_LISTEN": "127.0.0.1:0", "FTPGATE_AUDIT_FILE": auditFile,
+		"FTPGATE_AUDIT_KEY": auditKey, "FTPGATE_AUDIT_FSYNC": "never",
+	}
 	go func() {
-		exit <- run(ctx, func() {}, []string{"demo"}, map[string]string{"FTPGATE_LISTEN": "127.0.0.1:0"}, &stdout, &stderr)
+		exit <- run(ctx, func() {}, []string{"demo"}, env, &stdout, &stderr)
 	}()
 	re := regexp.MustCompile(`ftp://(127\.0\.0\.1:\d+)`)
 	var addr string
@@ -108,6 +114,27 @@ func TestDemo(t *testing.T) {
 	}
 	if strings.Contains(stdout.String()+stderr.String(), "partner-") {
 		t.Errorf("the demo partner's password reached the output")
+	}
+
+	// The audit file verifies with the key, and a changed byte is found.
+	verify := func(path string) (int, string) {
+		var out, errOut bytes.Buffer
+		code := run(context.Background(), func() {}, []string{"audit", "verify", path}, map[string]string{"FTPGATE_AUDIT_KEY": auditKey}, &out, &errOut)
+		return code, out.String() + errOut.String()
+	}
+	if code, out := verify(auditFile); code != 0 || !strings.Contains(out, "chain whole") {
+		t.Fatalf("audit verify: exit %d: %s", code, out)
+	}
+	raw, _ := os.ReadFile(auditFile)
+	if strings.Contains(string(raw), auditKey) {
+		t.Fatalf("the audit key reached the audit file")
+	}
+	// Turn a failed reply into a successful one: valid JSON, wrong history.
+	raw = bytes.Replace(raw, []byte(`"code":226`), []byte(`"code":250`), 1)
+	tampered := filepath.Join(t.TempDir(), "tampered.jsonl")
+	os.WriteFile(tampered, raw, 0o600)
+	if code, out := verify(tampered); code != 1 || !strings.Contains(out, "modified") {
+		t.Fatalf("audit verify of a changed byte: exit %d: %s", code, out)
 	}
 }
 

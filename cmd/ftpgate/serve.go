@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/signal"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 
-	"github.com/ftpgate/ftpgate/audit"
 	"github.com/ftpgate/ftpgate/policy"
 	"github.com/ftpgate/ftpgate/proxy"
 )
@@ -39,7 +41,16 @@ func cmdServe(ctx context.Context, stopSignals func(), env map[string]string, st
 	srv := cfg.server()
 	srv.Dialer = cfg.dialer(func(k string) string { return env[k] })
 	srv.Policy = func() *policy.Policy { return pol }
-	srv.Audit = audit.New(stdout)
+	em, err := newEmitter(ctx, cfg.Audit, env, stdout)
+	if err != nil {
+		fmt.Fprintln(stderr, "ftpgate: audit:", err)
+		return 2
+	}
+	defer em.Close()
+	if key, _ := auditKey(cfg.Audit, env); key.IsZero() {
+		log.Warn().Msg("no FTPGATE_AUDIT_KEY_FILE: records carry no HMAC chain and can be edited unnoticed")
+	}
+	srv.Audit = em
 	srv.Logger = log
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -56,11 +67,26 @@ func cmdServe(ctx context.Context, stopSignals func(), env map[string]string, st
 func serveUntilSignal(ctx context.Context, stopSignals func(), srv *proxy.Server, ln net.Listener, drain time.Duration, log zerolog.Logger) int {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		log.Error().Err(err).Msg("serve failed")
-		return 1
-	case <-ctx.Done():
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+wait:
+	for {
+		select {
+		case err := <-errc:
+			log.Error().Err(err).Msg("serve failed")
+			return 1
+		case <-hup:
+			// SIGHUP reopens the audit file (after an external rename) and
+			// writes a rotate record, so the chain continues.
+			if err := srv.Audit.Rotate(); err != nil {
+				log.Error().Err(err).Msg("audit rotation failed")
+			} else {
+				log.Info().Msg("audit file reopened")
+			}
+		case <-ctx.Done():
+			break wait
+		}
 	}
 	stopSignals() // a second signal now ends the process at once
 	log.Info().Dur("drain_timeout", drain).Int("sessions", srv.ActiveSessions()).Msg("draining")
