@@ -17,7 +17,20 @@ import (
 //	go test ./proxy -run '^$' -bench Transfer -benchtime 5x
 func BenchmarkTransfer(b *testing.B) {
 	for _, size := range []int{64 << 20, 256 << 20} {
-		p := startProxy(b, proxyOpts{})
+		benchTransfer(b, size, "", false)
+	}
+}
+
+// BenchmarkTransferHash measures what the SHA-256 of every transfer costs:
+// the same 256 MiB transfers with the hash on and off.
+func BenchmarkTransferHash(b *testing.B) {
+	benchTransfer(b, 256<<20, "hash-on/", false)
+	benchTransfer(b, 256<<20, "hash-off/", true)
+}
+
+func benchTransfer(b *testing.B, size int, prefix string, noHash bool) {
+	{
+		p := startProxy(b, proxyOpts{mutate: func(s *Server) { s.DisableTransferHash = noHash }})
 		c := dialFTP(b, p.Addr)
 		c.login("demo", clientPass)
 		c.expect("TYPE I", 200)
@@ -26,7 +39,7 @@ func BenchmarkTransfer(b *testing.B) {
 		io.CopyN(f, zeroReader{}, int64(size))
 		f.Close()
 
-		b.Run(fmt.Sprintf("RETR/%dMiB", size>>20), func(b *testing.B) {
+		b.Run(fmt.Sprintf("%sRETR/%dMiB", prefix, size>>20), func(b *testing.B) {
 			c.t = b
 			b.SetBytes(int64(size))
 			for b.Loop() {
@@ -39,7 +52,7 @@ func BenchmarkTransfer(b *testing.B) {
 			}
 			reportHeap(b)
 		})
-		b.Run(fmt.Sprintf("STOR/%dMiB", size>>20), func(b *testing.B) {
+		b.Run(fmt.Sprintf("%sSTOR/%dMiB", prefix, size>>20), func(b *testing.B) {
 			c.t = b
 			b.SetBytes(int64(size))
 			for b.Loop() {
