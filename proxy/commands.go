@@ -135,12 +135,17 @@ func (s *session) cmdPASS(arg string) reply {
 	// bcrypt comparison then), so the reply time does not tell whether
 	// the user exists.
 	passwordOK := dec.VerifyPassword(arg)
+	obs := s.srv.observer()
 	if !dec.Allow {
 		s.srv.Audit.Decision(s.recordSession(), dec.Rule, "deny", dec.Reason)
+		obs.Decision(dec.Rule, "deny")
+		obs.LoginFailed(dec.Rule, "policy")
 		return s.loginFailed(dec.Rule, dec.Reason)
 	}
 	s.srv.Audit.Decision(s.recordSession(), dec.Rule, "allow", "route to "+dec.Upstream.String())
+	obs.Decision(dec.Rule, "allow")
 	if !passwordOK {
+		obs.LoginFailed(dec.Rule, "password")
 		return s.loginFailed(dec.Rule, "password does not match")
 	}
 	var pw translate.Password
@@ -149,18 +154,23 @@ func (s *session) cmdPASS(arg string) reply {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, max(s.srv.loginTimeout(), 5*time.Second))
 	defer cancel()
+	dialStart := time.Now()
 	up, err := s.srv.Dialer.Dial(ctx, dec.Upstream, pw)
+	obs.UpstreamDialed(dec.Rule, dec.Upstream.Scheme, time.Since(dialStart), err == nil)
 	if err != nil {
 		var hke *translate.HostKeyError
 		switch {
 		case errors.As(err, &hke):
+			obs.LoginFailed(dec.Rule, "hostkey")
 			s.log.Error().Str("upstream", dec.Upstream.String()).Str("presented", hke.Fingerprint).Bool("unknown", hke.Unknown).
 				Msg("upstream host key not trusted: session refused")
 			s.srv.Audit.LoginFailure(s.recordSession(), dec.Rule, hke.Error())
 			return rep(codeUnavailable, "Service not available: the partner could not be verified.")
 		case errors.Is(err, translate.ErrAuth):
+			obs.LoginFailed(dec.Rule, "partner")
 			return s.loginFailed(dec.Rule, "partner refused the login")
 		default:
+			obs.LoginFailed(dec.Rule, "unavailable")
 			s.log.Warn().Err(err).Str("upstream", dec.Upstream.String()).Msg("upstream unavailable")
 			s.srv.Audit.LoginFailure(s.recordSession(), dec.Rule, "partner unavailable: "+err.Error())
 			return rep(codeUnavailable, "Service not available: the partner cannot be reached.")

@@ -103,6 +103,9 @@ type Server struct {
 	// default, as z/OS PORTCOMMANDPORT NOLOWPORTS.
 	AllowLowDataPorts bool
 
+	// Observer, if set, receives events for metrics.
+	Observer Observer
+
 	// SessionState, if set, is called when a session changes state. For
 	// tests and metrics; it must not block.
 	SessionState func(id string, state SessionState)

@@ -158,6 +158,7 @@ func (s *session) serve() {
 		s.finish()
 	}()
 	setOOBInline(s.conn)
+	s.srv.observer().SessionStarted()
 	s.setState(StateNew)
 	s.srv.Audit.SessionStart(s.recordSession(), s.local.String())
 	greeting := s.srv.Greeting
@@ -222,6 +223,11 @@ func (s *session) finish() {
 		s.up.Close()
 	}
 	s.srv.trackSession(s, false)
+	result := "refused"
+	if s.loggedIn {
+		result = "ok"
+	}
+	s.srv.observer().SessionEnded(result)
 	s.srv.Audit.SessionEnd(s.recordSession(), audit.SessionEnd{
 		Reason:        s.endReason,
 		Commands:      s.commands,

@@ -52,6 +52,7 @@ func (s *session) startTransfer(x xferSpec) reply {
 	if err := s.srv.Audit.Ready(); err != nil {
 		// No transfer without a record.
 		setup.close()
+		s.srv.observer().TransferRefused(s.decision.Rule)
 		s.log.Error().Err(err).Msg("audit trail unavailable: transfer refused")
 		return rep(codeLocalError, "Audit trail unavailable, transfer refused; try again later.")
 	}
@@ -105,6 +106,7 @@ func (s *session) runTransfer(t *transfer, setup *dataSetup, x xferSpec, start t
 		s.log.Info().Err(err).Str("cmd", x.verb).Int("code", final.code).Msg("transfer failed")
 	}
 	s.transfers.Add(1)
+	s.srv.observer().TransferDone(s.decision.Rule, s.decision.Upstream.Scheme, rec.Direction, rec.Result, rec.BytesFTP, rec.Duration)
 	// The records are written before the client hears the outcome, so a
 	// client that acted on a 226 can always find its record.
 	s.srv.Audit.Transfer(s.recordSession(), rec)

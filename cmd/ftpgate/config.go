@@ -38,6 +38,10 @@ type config struct {
 	AllowLowDataPorts   bool          `env:"ALLOW_LOW_DATA_PORTS" envDefault:"false"`
 	Greeting            string        `env:"GREETING" envDefault:"ftpgate ready."`
 	LogLevel            string        `env:"LOG_LEVEL" envDefault:"info"`
+	AdminListen         string        `env:"ADMIN_LISTEN" envDefault:"127.0.0.1:9180"`
+	AdminPprof          bool          `env:"ADMIN_PPROF" envDefault:"false"`
+	ProbeInterval       time.Duration `env:"PROBE_INTERVAL" envDefault:"30s"`
+	PolicyWatch         time.Duration `env:"POLICY_WATCH_INTERVAL" envDefault:"2s"`
 	Audit               auditConfig
 }
 
@@ -69,6 +73,7 @@ func loadConfig(environ map[string]string) (config, error) {
 	for name, d := range map[string]time.Duration{
 		"FTPGATE_DATA_TIMEOUT": cfg.DataTimeout, "FTPGATE_UPSTREAM_TIMEOUT": cfg.UpstreamTimeout,
 		"FTPGATE_DIAL_TIMEOUT": cfg.DialTimeout, "FTPGATE_HANDSHAKE_TIMEOUT": cfg.HandshakeTimeout,
+		"FTPGATE_PROBE_INTERVAL": cfg.ProbeInterval, "FTPGATE_POLICY_WATCH_INTERVAL": cfg.PolicyWatch,
 	} {
 		if d <= 0 {
 			return cfg, fmt.Errorf("%s: must be positive", name)

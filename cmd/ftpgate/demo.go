@@ -72,7 +72,6 @@ func cmdDemo(ctx context.Context, stopSignals func(), env map[string]string, std
 		}
 		return env[k]
 	})
-	srv.Policy = func() *policy.Policy { return pol }
 	em, err := newEmitter(ctx, cfg.Audit, env, stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, "ftpgate: audit:", err)
@@ -95,6 +94,7 @@ ftpgate demo
   FTP proxy       ftp://%[1]s   (user demo, password demo)
   SFTP partner    sftp://partner@%[2]s  host key %[3]s
   partner files   %[4]s
+  admin endpoint  http://%[5]s/metrics  /livez  /readyz
 
 Try it (records are JSON lines on stdout, diagnostics on stderr):
   echo hello > hello.txt
@@ -103,8 +103,10 @@ Try it (records are JSON lines on stdout, diagnostics on stderr):
   curl -o back.txt ftp://demo:demo@%[1]s/hello.txt && cmp hello.txt back.txt
 
 Stop with Ctrl-C.
-`, addr, up.Addr, up.Fingerprint, dir)
-	return serveUntilSignal(ctx, stopSignals, srv, ln, cfg.DrainTimeout, log)
+`, addr, up.Addr, up.Fingerprint, dir, cfg.AdminListen)
+	g := &gateway{cfg: cfg, srv: srv, ln: ln, policy: fixedPolicy(pol), audit: em, log: log}
+	g.setupMetrics()
+	return g.run(ctx, stopSignals)
 }
 
 func randomWord() string {

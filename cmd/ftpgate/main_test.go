@@ -43,7 +43,7 @@ func TestDemo(t *testing.T) {
 	auditFile := filepath.Join(t.TempDir(), "audit.jsonl")
 	const auditKey = "0123456789abcdef-test-key"
 	env := map[string]string{
-		"FTPGATE_LISTEN": "127.0.0.1:0", "FTPGATE_AUDIT_FILE": auditFile,
+		"FTPGATE_LISTEN": "127.0.0.1:0", "FTPGATE_ADMIN_LISTEN": "127.0.0.1:0", "FTPGATE_AUDIT_FILE": auditFile,
 		"FTPGATE_AUDIT_KEY": auditKey, "FTPGATE_AUDIT_FSYNC": "never",
 	}
 	go func() {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ftpgate/ftpgate/audit"
 	"github.com/ftpgate/ftpgate/policy"
 	"github.com/ftpgate/ftpgate/proxy"
 )
@@ -33,40 +34,105 @@ func cmdServe(ctx context.Context, stopSignals func(), env map[string]string, st
 		return 2
 	}
 	log := newLogger(stderr, cfg.LogLevel)
-	pol, err := policy.LoadFile(cfg.Policy)
+	var met *metrics
+	holder, err := newPolicyHolder(cfg.Policy, log, func(ok bool, gen uint64) {
+		if met != nil {
+			met.reloaded(ok, gen)
+		}
+	})
 	if err != nil {
 		fmt.Fprintln(stderr, "ftpgate: policy:", err)
 		return 2
 	}
-	srv := cfg.server()
-	srv.Dialer = cfg.dialer(func(k string) string { return env[k] })
-	srv.Policy = func() *policy.Policy { return pol }
 	em, err := newEmitter(ctx, cfg.Audit, env, stdout)
 	if err != nil {
 		fmt.Fprintln(stderr, "ftpgate: audit:", err)
 		return 2
 	}
 	defer em.Close()
-	if key, _ := auditKey(cfg.Audit, env); key.IsZero() {
-		log.Warn().Msg("no FTPGATE_AUDIT_KEY_FILE: records carry no HMAC chain and can be edited unnoticed")
-	}
+	srv := cfg.server()
+	srv.Dialer = cfg.dialer(func(k string) string { return env[k] })
 	srv.Audit = em
 	srv.Logger = log
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, err := activationListener(env)
 	if err != nil {
-		fmt.Fprintln(stderr, "ftpgate: listen:", err)
+		fmt.Fprintln(stderr, "ftpgate:", err)
 		return 1
 	}
-	log.Info().Str("listen", ln.Addr().String()).Str("policy", cfg.Policy).Int("routes", len(pol.Routes())).Msg("serving")
-	return serveUntilSignal(ctx, stopSignals, srv, ln, cfg.DrainTimeout, log)
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			fmt.Fprintln(stderr, "ftpgate: listen:", err)
+			return 1
+		}
+	}
+	g := &gateway{cfg: cfg, srv: srv, ln: ln, policy: holder, audit: em, log: log}
+	met = g.setupMetrics()
+	met.reloaded(true, holder.Generation())
+	return g.run(ctx, stopSignals)
 }
 
-// serveUntilSignal runs srv on ln until ctx ends (SIGTERM, SIGINT), then
-// drains: no new connections, running transfers get up to drain to
-// finish, idle sessions get 421.
-func serveUntilSignal(ctx context.Context, stopSignals func(), srv *proxy.Server, ln net.Listener, drain time.Duration, log zerolog.Logger) int {
+// gateway is one running ftpgate: the FTP server, its admin endpoint, the
+// policy it reloads and the audit trail it writes.
+type gateway struct {
+	cfg     config
+	srv     *proxy.Server
+	ln      net.Listener
+	policy  *policyHolder
+	audit   *audit.Emitter
+	log     zerolog.Logger
+	metrics *metrics
+	admin   *admin
+}
+
+func (g *gateway) setupMetrics() *metrics {
+	g.metrics = newMetrics(g.srv.ActiveSessions, g.audit)
+	g.srv.Observer = g.metrics
+	g.srv.Policy = g.policy.Current
+	return g.metrics
+}
+
+// upstreamTargets lists the host:port of every route's partner.
+func (g *gateway) upstreamTargets() []string {
+	p := g.policy.Current()
+	if p == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, r := range p.Routes() {
+		if a := r.Upstream.Address(); !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// run serves until ctx ends (SIGTERM, SIGINT), then drains: the listener
+// closes, readiness turns false, idle sessions get 421, running transfers
+// get up to FTPGATE_DRAIN_TIMEOUT to finish. SIGHUP reloads the policy and
+// reopens the audit file.
+func (g *gateway) run(ctx context.Context, stopSignals func()) int {
+	bg, stopBG := context.WithCancel(context.Background())
+	defer stopBG()
+	g.admin = &admin{policy: g.policy, audit: g.audit, metrics: g.metrics, pprof: g.cfg.AdminPprof,
+		probe: &upstreamProbe{targets: g.upstreamTargets, interval: g.cfg.ProbeInterval, timeout: 3 * time.Second}}
+	go g.admin.probe.run(bg)
+	go g.policy.watch(bg, g.cfg.PolicyWatch)
+	if l := g.cfg.AdminListen; l != "" && l != "off" {
+		aln, err := net.Listen("tcp", l)
+		if err != nil {
+			g.log.Error().Err(err).Str("admin_listen", l).Msg("admin endpoint cannot listen")
+			return 1
+		}
+		g.log.Info().Str("admin_listen", aln.Addr().String()).Msg("admin endpoint")
+		go serveAdmin(bg, aln, g.admin, g.log)
+	}
+
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- g.srv.Serve(g.ln) }()
+	g.admin.serving.Store(true)
+	g.log.Info().Str("listen", g.ln.Addr().String()).Str("policy", g.cfg.Policy).Msg("serving")
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -74,32 +140,31 @@ wait:
 	for {
 		select {
 		case err := <-errc:
-			log.Error().Err(err).Msg("serve failed")
+			g.log.Error().Err(err).Msg("serve failed")
 			return 1
 		case <-hup:
-			// SIGHUP reopens the audit file (after an external rename) and
-			// writes a rotate record, so the chain continues.
-			if err := srv.Audit.Rotate(); err != nil {
-				log.Error().Err(err).Msg("audit rotation failed")
-			} else {
-				log.Info().Msg("audit file reopened")
+			g.policy.reloadLogged("SIGHUP")
+			if err := g.audit.Rotate(); err != nil {
+				g.log.Error().Err(err).Msg("audit file reopen failed")
 			}
 		case <-ctx.Done():
 			break wait
 		}
 	}
 	stopSignals() // a second signal now ends the process at once
-	log.Info().Dur("drain_timeout", drain).Int("sessions", srv.ActiveSessions()).Msg("draining")
+	g.admin.serving.Store(false)
+	drain := g.cfg.DrainTimeout
+	g.log.Info().Dur("drain_timeout", drain).Int("sessions", g.srv.ActiveSessions()).Msg("draining")
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn().Err(err).Msg("drain deadline passed; remaining sessions closed")
+	if err := g.srv.Shutdown(sctx); err != nil {
+		g.log.Warn().Err(err).Msg("drain deadline passed; remaining sessions closed")
 	}
 	if err := <-errc; !errors.Is(err, proxy.ErrServerClosed) {
-		log.Error().Err(err).Msg("serve ended with an error")
+		g.log.Error().Err(err).Msg("serve ended with an error")
 		return 1
 	}
-	log.Info().Msg("stopped")
+	g.log.Info().Msg("stopped")
 	return 0
 }
 
