@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/ftpgate/ftpgate/translate"
 )
 
 // BenchmarkTransfer moves a file through the proxy and the in-process
@@ -82,4 +84,36 @@ func reportHeap(b *testing.B) {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	b.ReportMetric(float64(m.HeapInuse)/(1<<20), "heap-MiB")
+}
+
+// BenchmarkFreshSessionSmallFile is a batch job's pattern: a new FTP
+// session per 4 KiB file (connect, login, TYPE I, EPSV, STOR, QUIT), with
+// and without the upstream pool. ns/op is the time per file.
+func BenchmarkFreshSessionSmallFile(b *testing.B) {
+	for _, pooled := range []bool{false, true} {
+		name := "direct"
+		if pooled {
+			name = "pooled"
+		}
+		b.Run(name, func(b *testing.B) {
+			p := startProxy(b, proxyOpts{mutate: func(s *Server) {
+				if pooled {
+					pool := &translate.Pool{Dialer: s.Dialer.(*translate.SFTPDialer)}
+					b.Cleanup(func() { pool.Close() })
+					s.Dialer = pool
+				}
+			}})
+			data := make([]byte, 4096)
+			i := 0
+			for b.Loop() {
+				c := dialFTP(b, p.Addr)
+				c.login("demo", clientPass)
+				c.expect("TYPE I", 200)
+				i++
+				c.stor("STOR", fmt.Sprintf("small-%d.bin", i), data, modeEPSV)
+				c.expect("QUIT", 221)
+				c.conn.Close()
+			}
+		})
+	}
 }

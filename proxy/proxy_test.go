@@ -492,3 +492,25 @@ func TestIPv6DataConnections(t *testing.T) {
 	}
 	c.expect("EPRT |2|::2|5000|", 501) // another address
 }
+
+// TestPooledWrongPasswordNeverReuses: with the upstream pool, a wrong
+// passthrough password gets 530 and rides on no pooled connection.
+func TestPooledWrongPasswordNeverReuses(t *testing.T) {
+	p := startProxy(t, proxyOpts{mutate: func(s *Server) {
+		pool := &translate.Pool{Dialer: s.Dialer.(*translate.SFTPDialer)}
+		t.Cleanup(func() { pool.Close() })
+		s.Dialer = pool
+	}})
+	c := dialFTP(t, p.Addr)
+	c.expect("USER partner@"+p.Up.Addr, 331)
+	c.expect("PASS "+upstreamPass, 230)
+	c2 := dialFTP(t, p.Addr)
+	c2.expect("USER partner@"+p.Up.Addr, 331)
+	c2.expect("PASS not-"+upstreamPass, 530)
+	c3 := dialFTP(t, p.Addr)
+	c3.expect("USER partner@"+p.Up.Addr, 331)
+	c3.expect("PASS "+upstreamPass, 230)
+	if n := p.Up.Connections(); n != 1 {
+		t.Fatalf("%d SSH connections at the partner; want the one pooled connection", n)
+	}
+}

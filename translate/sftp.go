@@ -84,6 +84,29 @@ func (d *SFTPDialer) getenv() func(string) string {
 // changed host key: the session must be refused), ErrAuth (the partner
 // refused the credentials) or ErrConnLost.
 func (d *SFTPDialer) Dial(ctx context.Context, up policy.Upstream, password Password) (Upstream, error) {
+	conn, err := d.dialSSH(ctx, up, password)
+	if err != nil {
+		return nil, err
+	}
+	u, err := d.openSFTP(ctx, conn, up, true)
+	if err != nil {
+		conn.client.Close()
+		return nil, err
+	}
+	u.release = func() { conn.client.Close() }
+	return u, nil
+}
+
+// sshConn is a verified, logged-in SSH connection to a partner: the
+// shared part of a pooled connection.
+type sshConn struct {
+	client *ssh.Client
+	info   ConnInfo
+}
+
+// dialSSH makes the TCP connection, the SSH handshake with the host-key
+// check, and the login, under one deadline.
+func (d *SFTPDialer) dialSSH(ctx context.Context, up policy.Upstream, password Password) (*sshConn, error) {
 	if up.Scheme != "sftp" {
 		return nil, fmt.Errorf("translate: scheme %q: %w", up.Scheme, ErrUnsupported)
 	}
@@ -112,8 +135,8 @@ func (d *SFTPDialer) Dial(ctx context.Context, up policy.Upstream, password Pass
 	if err != nil {
 		return nil, fmt.Errorf("translate: dial %s: %w", addr, errors.Join(ErrUnreachable, err))
 	}
-	// The deadline covers handshake, login and the SFTP init; a cancelled
-	// context expires it at once.
+	// The deadline covers handshake and login; a cancelled context
+	// expires it at once.
 	conn.SetDeadline(time.Now().Add(d.handshakeTimeout()))
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
@@ -131,34 +154,17 @@ func (d *SFTPDialer) Dial(ctx context.Context, up policy.Upstream, password Pass
 			return nil, fmt.Errorf("translate: ssh handshake with %s: %w", addr, errors.Join(ErrConnLost, err))
 		}
 	}
-	client := ssh.NewClient(c, chans, reqs)
-	opts := []sftp.ClientOption{
-		sftp.UseConcurrentWrites(true),
-		sftp.UseConcurrentReads(!up.NoConcurrentReads),
-		sftp.UseFstat(up.UseFstat),
-	}
-	sc, err := sftp.NewClient(client, opts...)
-	if err != nil {
-		client.Close()
-		return nil, fmt.Errorf("translate: sftp subsystem on %s: %w", addr, errors.Join(ErrUnsupported, err))
-	}
 	if !stop() {
-		// The context ended during setup; the deadline is already past.
-		sc.Close()
-		client.Close()
+		c.Close()
 		return nil, fmt.Errorf("translate: dial %s: %w", addr, ctx.Err())
 	}
 	conn.SetDeadline(time.Time{})
-	_, posix := sc.HasExtension("posix-rename@openssh.com")
 	var algs ssh.NegotiatedAlgorithms
 	if am, ok := c.(ssh.AlgorithmsConnMetadata); ok {
 		algs = am.Algorithms()
 	}
-	return &sftpUpstream{
-		ssh:    client,
-		c:      sc,
-		posix:  posix,
-		maxDir: d.maxList(),
+	return &sshConn{
+		client: ssh.NewClient(c, chans, reqs),
 		info: ConnInfo{
 			Protocol:      "sftp",
 			Endpoint:      addr,
@@ -172,8 +178,34 @@ func (d *SFTPDialer) Dial(ctx context.Context, up policy.Upstream, password Pass
 	}, nil
 }
 
-// aeadlessMAC returns mac unless cipher is an AEAD cipher, whose
-// integrity is built in (the negotiated MAC is then unused).
+// openSFTP starts an SFTP session (one SSH channel) on conn. The caller
+// sets release, which Close calls once the session's channel is closed.
+// A hang is cut by closing the connection after the handshake timeout; a
+// cancelled ctx closes it too only when the connection is the session's
+// own (ownConn): a pooled connection carries other sessions.
+func (d *SFTPDialer) openSFTP(ctx context.Context, conn *sshConn, up policy.Upstream, ownConn bool) (*sftpUpstream, error) {
+	opts := []sftp.ClientOption{
+		sftp.UseConcurrentWrites(true),
+		sftp.UseConcurrentReads(!up.NoConcurrentReads),
+		sftp.UseFstat(up.UseFstat),
+	}
+	// sftp.NewClient takes no context: bound it by closing the connection
+	// if it hangs (a partner that accepts the channel but never answers).
+	timer := time.AfterFunc(d.handshakeTimeout(), func() { conn.client.Close() })
+	stop := func() bool { return false }
+	if ownConn {
+		stop = context.AfterFunc(ctx, func() { conn.client.Close() })
+	}
+	sc, err := sftp.NewClient(conn.client, opts...)
+	timer.Stop()
+	stop()
+	if err != nil {
+		return nil, fmt.Errorf("translate: sftp subsystem on %s: %w", conn.info.Endpoint, errors.Join(ErrUnsupported, err))
+	}
+	_, posix := sc.HasExtension("posix-rename@openssh.com")
+	return &sftpUpstream{c: sc, posix: posix, maxDir: d.maxList(), info: conn.info}, nil
+}
+
 func aeadlessMAC(cipher, mac string) string {
 	if strings.Contains(cipher, "gcm") || strings.Contains(cipher, "poly1305") {
 		return ""
@@ -241,11 +273,11 @@ func (d *SFTPDialer) authMethods(up policy.Upstream, password Password) ([]ssh.A
 
 // sftpUpstream is one SSH connection with one SFTP session on it.
 type sftpUpstream struct {
-	ssh    *ssh.Client
-	c      *sftp.Client
-	posix  bool // server offers posix-rename@openssh.com
-	maxDir int
-	info   ConnInfo
+	c       *sftp.Client
+	release func() // after the SFTP session closed: close or return the SSH connection
+	posix   bool   // server offers posix-rename@openssh.com
+	maxDir  int
+	info    ConnInfo
 
 	closeOnce sync.Once
 }
@@ -270,8 +302,10 @@ func (u *sftpUpstream) watch(ctx context.Context) (stop func() bool) {
 func (u *sftpUpstream) Close() error {
 	var err error
 	u.closeOnce.Do(func() {
-		u.c.Close()
-		err = u.ssh.Close()
+		err = u.c.Close()
+		if u.release != nil {
+			u.release()
+		}
 	})
 	return err
 }

@@ -38,6 +38,11 @@ type config struct {
 	AllowLowDataPorts   bool          `env:"ALLOW_LOW_DATA_PORTS" envDefault:"false"`
 	Greeting            string        `env:"GREETING" envDefault:"ftpgate ready."`
 	LogLevel            string        `env:"LOG_LEVEL" envDefault:"info"`
+	Pool                bool          `env:"POOL" envDefault:"true"`
+	PoolMaxChannels     int           `env:"POOL_MAX_CHANNELS" envDefault:"10"`
+	PoolMaxConns        int           `env:"POOL_MAX_CONNS" envDefault:"16"`
+	PoolIdle            time.Duration `env:"POOL_IDLE_TIMEOUT" envDefault:"60s"`
+	KeepAlive           time.Duration `env:"KEEPALIVE_INTERVAL" envDefault:"30s"`
 	AdminListen         string        `env:"ADMIN_LISTEN" envDefault:"127.0.0.1:9180"`
 	AdminPprof          bool          `env:"ADMIN_PPROF" envDefault:"false"`
 	ProbeInterval       time.Duration `env:"PROBE_INTERVAL" envDefault:"30s"`
@@ -131,11 +136,23 @@ func (c config) server() *proxy.Server {
 	}
 }
 
-func (c config) dialer(getenv func(string) string) *translate.SFTPDialer {
-	return &translate.SFTPDialer{
+// dialer is the upstream dialer: the SFTP dialer behind a connection pool
+// unless FTPGATE_POOL=false.
+func (c config) dialer(getenv func(string) string) translate.Dialer {
+	d := &translate.SFTPDialer{
 		DialTimeout:      c.DialTimeout,
 		HandshakeTimeout: c.HandshakeTimeout,
 		MaxListEntries:   c.MaxListEntries,
 		Getenv:           getenv,
+	}
+	if !c.Pool {
+		return d
+	}
+	return &translate.Pool{
+		Dialer:             d,
+		MaxChannelsPerConn: c.PoolMaxChannels,
+		MaxConnsPerKey:     c.PoolMaxConns,
+		IdleTimeout:        c.PoolIdle,
+		KeepAlive:          c.KeepAlive,
 	}
 }

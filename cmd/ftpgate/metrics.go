@@ -8,6 +8,7 @@ import (
 
 	"github.com/ftpgate/ftpgate/audit"
 	"github.com/ftpgate/ftpgate/proxy"
+	"github.com/ftpgate/ftpgate/translate"
 )
 
 // metrics implements proxy.Observer with Prometheus collectors in a
@@ -61,6 +62,14 @@ func newMetrics(active func() int, em *audit.Emitter) *metrics {
 			func() float64 { return float64(em.Lost()) }))
 	}
 	return m
+}
+
+// watchPool exports the upstream pool's connections and channels in use.
+func (m *metrics) watchPool(p *translate.Pool) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ftpgate_pool_connections", Help: "Open pooled SSH connections to partners."},
+		func() float64 { c, _ := p.Stats(); return float64(c) }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ftpgate_pool_channels_in_use", Help: "SFTP sessions open on pooled connections."},
+		func() float64 { _, ch := p.Stats(); return float64(ch) }))
 }
 
 func (m *metrics) SessionStarted()               { /* sessions_active is a GaugeFunc */ }

@@ -17,6 +17,7 @@ import (
 	"github.com/ftpgate/ftpgate/audit"
 	"github.com/ftpgate/ftpgate/policy"
 	"github.com/ftpgate/ftpgate/proxy"
+	"github.com/ftpgate/ftpgate/translate"
 )
 
 func newLogger(w io.Writer, level string) zerolog.Logger {
@@ -86,6 +87,9 @@ type gateway struct {
 
 func (g *gateway) setupMetrics() *metrics {
 	g.metrics = newMetrics(g.srv.ActiveSessions, g.audit)
+	if p, ok := g.srv.Dialer.(*translate.Pool); ok {
+		g.metrics.watchPool(p)
+	}
 	g.srv.Observer = g.metrics
 	g.srv.Policy = g.policy.Current
 	return g.metrics
