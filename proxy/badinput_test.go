@@ -287,3 +287,84 @@ func TestManySessionsDroppedWithoutQuit(t *testing.T) {
 	c := dialFTP(t, p.Addr)
 	c.login("demo", clientPass)
 }
+
+func TestSiteFiletypeJESIsRefusedAndRemembered(t *testing.T) {
+	p := startProxy(t, proxyOpts{})
+	c := dialFTP(t, p.Addr)
+	c.login("demo", clientPass)
+	// The JES switch hides among ordinary parameters, abbreviated.
+	c.expect("SITE LRECL=80 RECFM=FB filet=jes", 550)
+	c.prepare(modeEPSV)
+	c.expect("STOR JOB1", 550)
+	c.expect("NLST", 550)
+	c.expect("DELE JOB00042", 550)
+	if _, err := os.Stat(filepath.Join(p.Root, "JOB1")); err == nil {
+		t.Fatalf("the job was written upstream")
+	}
+	c.expect("SITE FILETYPE=SQL", 550)
+	c.expect("RETR query.sql", 550)
+	c.expect("SITE FILETYPE=SEQ", 200)
+	c.stor("STOR", "data.txt", []byte("ok"), modeEPSV)
+}
+
+func TestLoginLockout(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	lim := &MemoryLimiter{MaxFailures: 3, Lockout: time.Minute, Now: func() time.Time { return now }}
+	p := startProxy(t, proxyOpts{mutate: func(s *Server) { s.Limiter = lim }})
+	try := func(pass string) int {
+		c := dialFTP(t, p.Addr)
+		c.expect("USER demo", 331)
+		code, _ := c.send("PASS " + pass)
+		return code
+	}
+	for i := 0; i < 3; i++ {
+		if code := try("wrong"); code != 530 {
+			t.Fatalf("wrong password %d: %d", i, code)
+		}
+	}
+	if code := try(clientPass); code != 530 {
+		t.Fatalf("right password while locked out: %d; want 530", code)
+	}
+	if !strings.Contains(p.Records.String(), `"rule":"lockout"`) {
+		t.Errorf("the lockout is not in the records")
+	}
+	now = now.Add(61 * time.Second)
+	if code := try(clientPass); code != 230 {
+		t.Fatalf("after the lockout: %d; want 230", code)
+	}
+	// The next lockout of the same address lasts twice as long.
+	for i := 0; i < 3; i++ {
+		try("wrong")
+	}
+	now = now.Add(61 * time.Second)
+	if code := try(clientPass); code != 530 {
+		t.Fatalf("second lockout ended after one minute; want two")
+	}
+}
+
+func TestMaxSessionsPerAddr(t *testing.T) {
+	p := startProxy(t, proxyOpts{mutate: func(s *Server) { s.MaxSessionsPerAddr = 2 }})
+	dialFTP(t, p.Addr)
+	dialFTP(t, p.Addr)
+	c, err := net.Dial("tcp", p.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf, _ := io.ReadAll(c)
+	if !strings.HasPrefix(string(buf), "421 ") || !strings.Contains(string(buf), "your address") {
+		t.Fatalf("third session from one address: %q", buf)
+	}
+	// Another address is still welcome.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+	if c2, err := d.Dial("tcp", p.Addr); err == nil {
+		defer c2.Close()
+		c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line := make([]byte, 4)
+		io.ReadFull(c2, line)
+		if string(line) != "220 " {
+			t.Errorf("a session from 127.0.0.2: %q", line)
+		}
+	}
+}

@@ -130,6 +130,21 @@ func (s *session) cmdPASS(arg string) reply {
 	if s.user == "" {
 		return rep(codeBadSequence, "Login with USER first.")
 	}
+	if lim := s.srv.Limiter; lim != nil {
+		ok, until, err := lim.Check(s.remote.Addr(), s.user)
+		switch {
+		case err != nil:
+			// The shared store is unreachable: fail closed.
+			s.log.Error().Err(err).Msg("login limiter unavailable: login refused")
+			s.srv.Audit.LoginFailure(s.recordSession(), "limits", "login limiter unavailable: "+err.Error())
+			s.srv.observer().LoginFailed("", "limiter")
+			return rep(codeUnavailable, "Service not available, try again later.")
+		case !ok:
+			reason := "locked out after repeated failed logins until " + until.UTC().Format(time.RFC3339)
+			s.srv.observer().LoginFailed("", "lockout")
+			return s.loginFailed("lockout", reason)
+		}
+	}
 	dec := s.srv.Policy().Login(policy.LoginRequest{Client: s.remote.Addr(), User: s.user})
 	// VerifyPassword runs first, also for a denied login (it spends one
 	// bcrypt comparison then), so the reply time does not tell whether
@@ -191,6 +206,9 @@ func (s *session) cmdPASS(arg string) reply {
 		s.srv.Audit.LoginFailure(s.recordSession(), dec.Rule, "start directory unusable: "+err.Error())
 		return rep(codeUnavailable, "Service not available: the partner's start directory is unusable.")
 	}
+	if lim := s.srv.Limiter; lim != nil {
+		lim.Success(s.remote.Addr(), s.user)
+	}
 	s.up, s.decision, s.loggedIn = up, dec, true
 	s.cwd = path.Clean("/" + home)
 	if d, ok := up.(translate.Describer); ok {
@@ -215,10 +233,14 @@ func firstNonEmpty(a, b string) string {
 	return b
 }
 
-// loginFailed records the refusal and waits LoginFailDelay before the
-// 530, to slow down password guessing.
+// loginFailed records the refusal, counts it against the address and
+// the user, and waits LoginFailDelay before the 530, to slow down password
+// guessing.
 func (s *session) loginFailed(rule, reason string) reply {
 	s.srv.Audit.LoginFailure(s.recordSession(), rule, reason)
+	if lim := s.srv.Limiter; lim != nil && rule != "lockout" {
+		lim.Failure(s.remote.Addr(), s.user)
+	}
 	s.log.Info().Str("rule", rule).Str("reason", reason).Msg("login refused")
 	if d := s.srv.loginFailDelay(); d > 0 {
 		t := time.NewTimer(d)
@@ -798,10 +820,44 @@ func (s *session) cmdSITE(arg string) reply {
 		}
 		return rep(codeOK, "SITE CHMOD command ok.")
 	}
+	if ft, ok := siteFiletype(arg); ok {
+		s.filetype = ft
+		if ft != "SEQ" {
+			// JES submits jobs and SQL runs Db2 queries on a z/OS partner;
+			// the talk's advice is to switch both off. The mode is kept,
+			// so the transfers that follow are refused too: the z/OS
+			// client ignores an error to a typed SITE and would otherwise
+			// upload the JCL as a plain file.
+			s.log.Warn().Str("filetype", ft).Msg("SITE FILETYPE refused")
+			return rep(codeFileUnavailable, "SITE FILETYPE="+ft+" is not allowed through ftpgate.")
+		}
+	}
 	if len(s.site) < maxSiteParams {
 		s.site = append(s.site, arg)
 	}
 	return rep(codeOK, "SITE parameters accepted.")
+}
+
+// siteFiletype finds a FILETYPE parameter among SITE parameters. z/OS
+// accepts the keyword abbreviated down to FILE, in any case.
+func siteFiletype(arg string) (string, bool) {
+	var ft string
+	found := false
+	for _, tok := range strings.Fields(arg) {
+		k, v, ok := strings.Cut(tok, "=")
+		if !ok || len(k) < 4 || !strings.HasPrefix("FILETYPE", strings.ToUpper(k)) {
+			continue
+		}
+		ft, found = strings.ToUpper(v), true
+	}
+	return ft, found
+}
+
+// filetypeBlocks lists the commands refused while FILETYPE=JES or SQL is
+// in force: with those modes they would submit jobs, fetch job output or
+// run queries rather than move files.
+var filetypeBlocks = map[string]bool{
+	"STOR": true, "APPE": true, "STOU": true, "RETR": true, "LIST": true, "NLST": true, "DELE": true, "MLSD": true,
 }
 
 // unixSpecial converts setuid, setgid and sticky bits from their octal

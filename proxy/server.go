@@ -83,6 +83,13 @@ type Server struct {
 	// beyond it get 421 and are closed. Zero means 1000; negative means no
 	// limit.
 	MaxSessions int
+	// MaxSessionsPerAddr limits concurrent control connections from one
+	// client address; beyond it 421. Zero means 50; negative means no
+	// limit.
+	MaxSessionsPerAddr int
+	// Limiter, if set, locks out addresses and users after repeated
+	// failed logins.
+	Limiter LoginLimiter
 	// MaxLineBytes limits a control line; a longer line gets 500 and the
 	// session goes on. Zero means 4096.
 	MaxLineBytes int
@@ -113,6 +120,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[*net.Listener]struct{} // guarded by mu
 	sessions  map[*session]struct{}      // guarded by mu
+	perAddr   map[netip.Addr]int         // guarded by mu: sessions by client address
 	idPrefix  string                     // guarded by mu; set with the first listener
 	closing   atomic.Bool
 	nextID    atomic.Uint64
@@ -217,8 +225,9 @@ func (srv *Server) Serve(l net.Listener) error {
 		}
 		delay = 0
 		s := srv.newSession(c)
-		if !srv.trackSession(s, true) {
-			go s.refuse(rep(codeUnavailable, "Too many sessions, try again later."))
+		if ok, why := srv.trackSession(s, true); !ok {
+			srv.Logger.Warn().Str("remote", s.remote.String()).Str("why", string(why)).Msg("connection refused by a session limit")
+			go s.refuse(rep(codeUnavailable, string(why)))
 			continue
 		}
 		go s.serve()
@@ -255,21 +264,42 @@ func (srv *Server) trackListener(l *net.Listener, add bool) bool {
 	return true
 }
 
-func (srv *Server) trackSession(s *session, add bool) bool {
+// errTooMany explains a refused connection.
+type refusal string
+
+func (srv *Server) trackSession(s *session, add bool) (ok bool, why refusal) {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
+	a := s.remote.Addr()
 	if !add {
-		delete(srv.sessions, s)
-		return true
+		if _, tracked := srv.sessions[s]; tracked {
+			delete(srv.sessions, s)
+			if srv.perAddr[a]--; srv.perAddr[a] <= 0 {
+				delete(srv.perAddr, a)
+			}
+		}
+		return true, ""
 	}
 	if srv.sessions == nil {
 		srv.sessions = make(map[*session]struct{})
+		srv.perAddr = make(map[netip.Addr]int)
 	}
 	if m := srv.maxSessions(); m > 0 && len(srv.sessions) >= m {
-		return false
+		return false, "Too many sessions, try again later."
+	}
+	if m := srv.maxSessionsPerAddr(); m > 0 && srv.perAddr[a] >= m {
+		return false, "Too many sessions from your address, try again later."
 	}
 	srv.sessions[s] = struct{}{}
-	return true
+	srv.perAddr[a]++
+	return true, ""
+}
+
+func (srv *Server) maxSessionsPerAddr() int {
+	if srv.MaxSessionsPerAddr == 0 {
+		return 50
+	}
+	return srv.MaxSessionsPerAddr
 }
 
 // Shutdown stops accepting connections, tells idle sessions the service is

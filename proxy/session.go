@@ -62,6 +62,7 @@ type session struct {
 	epsvAll    bool
 	data       *dataSetup
 	site       []string
+	filetype   string // SITE FILETYPE in force; "" or "SEQ" for files
 	quit       bool
 	endReason  string
 
@@ -139,7 +140,9 @@ func (s *session) recordSession() audit.Session {
 }
 
 // refuse answers a connection the server will not serve and closes it.
+// The refusal is recorded: limits are visible in the trail.
 func (s *session) refuse(r reply) {
+	s.srv.Audit.SessionEnd(s.recordSession(), audit.SessionEnd{Reason: "refused: " + r.text()})
 	s.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	s.reply(r)
 	s.conn.Close()
@@ -340,6 +343,8 @@ func (s *session) dispatch(verb, arg string) {
 		r = rep(codeSyntaxArg, verb+" needs an argument.")
 	case strings.ContainsRune(arg, 0):
 		r = rep(codeSyntaxArg, "NUL in argument.")
+	case filetypeBlocks[verb] && s.filetype != "" && s.filetype != "SEQ":
+		r = rep(codeFileUnavailable, "FILETYPE="+s.filetype+" is in force and not allowed through ftpgate; send SITE FILETYPE=SEQ.")
 	case spec.needsLogin && s.upLost.Load() && spec.usesUpstream:
 		r = rep(codeUnavailable, "Connection to the partner was lost, closing control connection.")
 		s.quit, s.endReason = true, "upstream lost"

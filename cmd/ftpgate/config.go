@@ -33,6 +33,11 @@ type config struct {
 	DrainTimeout        time.Duration `env:"DRAIN_TIMEOUT" envDefault:"60s"`
 	LoginFailDelay      time.Duration `env:"LOGIN_FAIL_DELAY" envDefault:"1s"`
 	MaxSessions         int           `env:"MAX_SESSIONS" envDefault:"1000"`
+	MaxSessionsPerAddr  int           `env:"MAX_SESSIONS_PER_ADDR" envDefault:"50"`
+	LockoutFailures     int           `env:"LOCKOUT_FAILURES" envDefault:"5"`
+	LockoutWindow       time.Duration `env:"LOCKOUT_WINDOW" envDefault:"15m"`
+	Lockout             time.Duration `env:"LOCKOUT" envDefault:"1m"`
+	LockoutMax          time.Duration `env:"LOCKOUT_MAX" envDefault:"1h"`
 	MaxListEntries      int           `env:"MAX_LIST_ENTRIES" envDefault:"100000"`
 	AllowForeignData    bool          `env:"ALLOW_FOREIGN_DATA_ADDRESS" envDefault:"false"`
 	AllowLowDataPorts   bool          `env:"ALLOW_LOW_DATA_PORTS" envDefault:"false"`
@@ -129,11 +134,22 @@ func (c config) server() *proxy.Server {
 		ProgressInterval:        c.Audit.Progress,
 		DisableTransferHash:     c.Audit.HashDisable,
 		MaxSessions:             c.MaxSessions,
+		MaxSessionsPerAddr:      c.MaxSessionsPerAddr,
+		Limiter:                 c.limiter(),
 		PassivePorts:            pr,
 		PassiveAddress:          pa,
 		AllowForeignDataAddress: c.AllowForeignData,
 		AllowLowDataPorts:       c.AllowLowDataPorts,
 	}
+}
+
+// limiter is the failed-login lockout; FTPGATE_LOCKOUT_FAILURES=0 turns
+// it off.
+func (c config) limiter() proxy.LoginLimiter {
+	if c.LockoutFailures <= 0 {
+		return nil
+	}
+	return &proxy.MemoryLimiter{MaxFailures: c.LockoutFailures, Window: c.LockoutWindow, Lockout: c.Lockout, MaxLockout: c.LockoutMax}
 }
 
 // dialer is the upstream dialer: the SFTP dialer behind a connection pool
