@@ -329,7 +329,20 @@ func (s *session) dispatch(verb, arg string) {
 		s.renameFrom = ""
 	}
 	var r reply
+	fwd := s.forwarder()
 	switch {
+	case fwd != nil && !localVerbs[verb] && !(verb == "STAT" && s.currentTransfer() != nil):
+		switch {
+		case strings.ContainsRune(arg, 0):
+			r = rep(codeSyntaxArg, "NUL in argument.")
+		case filetypeBlocks[verb] && s.filetype != "" && s.filetype != "SEQ":
+			r = rep(codeFileUnavailable, "FILETYPE="+s.filetype+" is in force and not allowed through ftpgate; send SITE FILETYPE=SEQ.")
+		case s.upLost.Load():
+			r = rep(codeUnavailable, "Connection to the partner was lost, closing control connection.")
+		default:
+			s.waitTransfer()
+			r = s.forward(fwd, verb, arg)
+		}
 	case !known:
 		if len(verb) > maxRecordedVerb {
 			verb = verb[:maxRecordedVerb]

@@ -38,6 +38,10 @@ type xferSpec struct {
 	rec       audit.Transfer
 	preamble  string // text of the 150 reply
 	run       func(ctx context.Context, data *dataConn) (upstream int64, err error)
+	// forward marks a pass-through transfer: runForward opens the client's
+	// data connection itself, when the partner has said yes.
+	forward    bool
+	runForward func(ctx context.Context, t *transfer, setup *dataSetup, x *xferSpec) (reply, int64, *dataConn, error)
 }
 
 // startTransfer takes the prepared data connection and starts the
@@ -81,7 +85,15 @@ func (s *session) runTransfer(t *transfer, setup *dataSetup, x xferSpec, start t
 		close(t.done)
 		s.armReadDeadline()
 	}()
-	final, upBytes, dc, err := s.transferBody(t, setup, x)
+	var final reply
+	var upBytes int64
+	var dc *dataConn
+	var err error
+	if x.forward {
+		final, upBytes, dc, err = x.runForward(t.ctx, t, setup, &x)
+	} else {
+		final, upBytes, dc, err = s.transferBody(t, setup, x)
+	}
 	rec := x.rec
 	rec.Duration = time.Since(start)
 	rec.BytesUp = upBytes
