@@ -942,12 +942,15 @@ func (s *session) cmdPASV(string) reply {
 		s.log.Warn().Err(err).Msg("passive listen failed")
 		return rep(codeCantOpenData, "Cannot open passive connection.")
 	}
+	port := addrPortOf(ln.Addr()).Port()
+	if w := s.srv.WrapPassiveListener; w != nil {
+		ln = w(ln)
+	}
 	s.setData(&dataSetup{pasv: ln, peer: s.remote.Addr()})
 	adv := local
 	if a := s.srv.PassiveAddress; a.IsValid() && a.Unmap().Is4() {
 		adv = a.Unmap()
 	}
-	port := addrPortOf(ln.Addr()).Port()
 	return rep(codePassive, formatPASV(netip.AddrPortFrom(adv, port)))
 }
 
@@ -974,7 +977,10 @@ func (s *session) cmdEPSV(arg string) reply {
 		s.log.Warn().Err(err).Msg("passive listen failed")
 		return rep(codeCantOpenData, "Cannot open passive connection.")
 	}
-	s.setData(&dataSetup{pasv: ln, peer: s.remote.Addr()})
 	port := addrPortOf(ln.Addr()).Port()
+	if w := s.srv.WrapPassiveListener; w != nil {
+		ln = w(ln)
+	}
+	s.setData(&dataSetup{pasv: ln, peer: s.remote.Addr()})
 	return rep(codeExtPassive, fmt.Sprintf("Entering Extended Passive Mode (|||%d|).", port))
 }

@@ -101,6 +101,11 @@ type Server struct {
 	// proxy behind NAT. The zero value advertises the control connection's
 	// local address.
 	PassiveAddress netip.Addr
+	// WrapPassiveListener, if set, wraps every passive data listener, for
+	// example to read a PROXY protocol header when passive connections
+	// come through a load balancer, so the port-steal check sees the real
+	// client address.
+	WrapPassiveListener func(net.Listener) net.Listener
 	// AllowForeignDataAddress lets PORT and EPRT name an address other
 	// than the client's own. Off by default: allowing it opens the FTP
 	// bounce attack (z/OS PORTCOMMANDIPADDR NOREDIRECT is the default's

@@ -53,6 +53,7 @@ type config struct {
 	ProbeInterval       time.Duration `env:"PROBE_INTERVAL" envDefault:"30s"`
 	PolicyWatch         time.Duration `env:"POLICY_WATCH_INTERVAL" envDefault:"2s"`
 	Audit               auditConfig
+	Scale               scaleConfig // scale-out: PROXY protocol, shared limits (scaleout.go)
 }
 
 // loadConfig reads the configuration from environ ("KEY=value" pairs; the
