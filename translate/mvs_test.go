@@ -255,7 +255,8 @@ func TestMVSJCLSession(t *testing.T) {
 		if s.verb == "CWD" || s.verb == "CDUP" {
 			up, next, err = mvsFlat.Chdir(cwd, s.arg, isPDS)
 		} else {
-			up, next, err = mvsFlat.Resolve(cwd, s.arg)
+			// Data commands never move the working directory.
+			up, _, err = mvsFlat.Resolve(cwd, s.arg)
 			next = cwd
 		}
 		if err != nil || up != s.want {
