@@ -91,6 +91,10 @@ func init() {
 		"RNFR": up(commandSpec{run: (*session).cmdRNFR, arg: argRequired}),
 		"RNTO": up(commandSpec{run: (*session).cmdRNTO, arg: argRequired}),
 		"SITE": login(commandSpec{run: (*session).cmdSITE, arg: argRequired}),
+		"AUTH": {run: (*session).cmdAUTH, arg: argRequired},
+		"PBSZ": {run: (*session).cmdPBSZ, arg: argRequired},
+		"PROT": {run: (*session).cmdPROT, arg: argRequired},
+		"CCC":  {run: (*session).cmdCCC, arg: argNone},
 	}
 }
 
@@ -270,6 +274,9 @@ func (s *session) cmdSYST(string) reply { return rep(codeSystemType, "UNIX Type:
 
 func (s *session) cmdFEAT(string) reply {
 	lines := append([]string{"Features:"}, features...)
+	if s.srv.TLSConfig != nil {
+		lines = append(lines, "AUTH TLS", "PBSZ", "PROT")
+	}
 	return reply{code: codeSystemStatus, lines: append(lines, "End")}
 }
 

@@ -23,14 +23,16 @@ var localVerbs = map[string]bool{
 	"USER": true, "PASS": true, "ACCT": true, "QUIT": true, "NOOP": true,
 	"PORT": true, "EPRT": true, "PASV": true, "EPSV": true, "ABOR": true,
 	"FEAT": true, "HELP": true, "OPTS": true,
+	// The client's own leg: RFC 4217 on ftpgate's listener.
+	"AUTH": true, "PBSZ": true, "PROT": true, "CCC": true,
 }
 
-// refusedVerbs would weaken or renegotiate the security of the link to the
-// partner (RFC 2228, RFC 4217): clear command channel, clear data
-// protection, a new AUTH, REIN (a new login on the same connection).
+// refusedVerbs would renegotiate the security of the link to the partner
+// (RFC 2228 security data and protected commands, REIN: a new login on the
+// same connection). AUTH, PBSZ, PROT and CCC never reach a partner either:
+// they are ftpgate's own, for the client's leg.
 var refusedVerbs = map[string]bool{
-	"AUTH": true, "PBSZ": true, "PROT": true, "CCC": true, "ADAT": true,
-	"MIC": true, "CONF": true, "ENC": true, "REIN": true,
+	"ADAT": true, "MIC": true, "CONF": true, "ENC": true, "REIN": true,
 }
 
 // forwardTransferVerbs use a data connection.
@@ -98,6 +100,17 @@ func (s *session) forwardTransfer(fwd translate.Forwarder, verb, arg, dir string
 					Path: x.rec.Path, Type: x.rec.Type, Upstream: s.upInfo.Endpoint,
 				})
 				s.reply(reply{code: codeFileStatusOK, lines: prelim.Lines})
+				if s.protP {
+					tc, err := s.protectData(ctx, conn)
+					if err != nil {
+						openErr = err
+						return nil, err
+					}
+					t.mu.Lock()
+					t.data = tc
+					t.mu.Unlock()
+					dc.Conn = tc
+				}
 				return dc, nil
 			})
 			if dc != nil {

@@ -17,6 +17,7 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/netip"
@@ -46,6 +47,14 @@ type Server struct {
 	Audit *audit.Emitter
 	// Logger receives diagnostics (not records). The zero Logger discards.
 	Logger zerolog.Logger
+
+	// TLSConfig, if set, offers AUTH TLS to clients (RFC 4217). It must
+	// hold the certificate; it is used as given.
+	TLSConfig *tls.Config
+	// RequireTLS refuses USER and every other command but AUTH, FEAT,
+	// HELP, NOOP, QUIT and SYST until the control connection is protected,
+	// and refuses PROT C. It needs TLSConfig.
+	RequireTLS bool
 
 	// Greeting is the text of the 220 reply. Empty means "ftpgate ready".
 	Greeting string

@@ -63,6 +63,9 @@ type session struct {
 	data       *dataSetup
 	site       []string
 	filetype   string // SITE FILETYPE in force; "" or "SEQ" for files
+	tls        bool   // the control connection is protected (AUTH TLS)
+	pbsz       bool   // PBSZ was sent after AUTH TLS
+	protP      bool   // data connections are protected (PROT P)
 	quit       bool
 	endReason  string
 
@@ -331,6 +334,8 @@ func (s *session) dispatch(verb, arg string) {
 	var r reply
 	fwd := s.forwarder()
 	switch {
+	case s.tlsRequired(verb):
+		r = rep(codeNotLoggedIn, "TLS required: send AUTH TLS first.")
 	case fwd != nil && !localVerbs[verb] && !(verb == "STAT" && s.currentTransfer() != nil):
 		switch {
 		case strings.ContainsRune(arg, 0):

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -155,6 +156,19 @@ func (s *session) transferBody(t *transfer, setup *dataSetup, x xferSpec) (reply
 		Path: x.rec.Path, Type: x.rec.Type, Offset: x.rec.Offset, Upstream: s.upInfo.Endpoint,
 	})
 	s.reply(rep(codeFileStatusOK, x.preamble))
+	// The TLS handshake of a protected data connection follows the 150:
+	// clients (curl, the z/OS client with AT-TLS) start it when they have
+	// the preliminary reply, as vsftpd expects.
+	if s.protP {
+		tc, err := s.protectData(t.ctx, conn)
+		if err != nil {
+			return rep(codeCantOpenData, "TLS negotiation on the data connection failed."), 0, dc, err
+		}
+		t.mu.Lock()
+		t.data = tc
+		t.mu.Unlock()
+		dc.Conn = tc
+	}
 	if every := s.srv.progressInterval(); every > 0 {
 		stop := s.reportProgress(x.rec, &t.moved, every)
 		defer stop()
@@ -253,14 +267,18 @@ func (t *transfer) stopCause() error {
 // openData makes the data connection prepared by PORT/EPRT or PASV/EPSV.
 func (s *session) openData(ctx context.Context, d *dataSetup) (net.Conn, error) {
 	timeout := s.srv.dataConnTimeout()
+	var c net.Conn
+	var err error
 	if d.pasv != nil {
-		return acceptData(ctx, d.pasv, d.peer, time.Now().Add(timeout))
+		c, err = acceptData(ctx, d.pasv, d.peer, time.Now().Add(timeout))
+	} else {
+		local := s.local.Addr()
+		if local.Is4() != d.active.Addr().Is4() {
+			local = netip.Addr{} // let the kernel choose for the other family
+		}
+		c, err = dialData(ctx, local, d.active, timeout)
 	}
-	local := s.local.Addr()
-	if local.Is4() != d.active.Addr().Is4() {
-		local = netip.Addr{} // let the kernel choose for the other family
-	}
-	return dialData(ctx, local, d.active, timeout)
+	return c, err
 }
 
 // waitTransfer blocks until the running transfer, if any, has finished.
@@ -401,10 +419,14 @@ func (dc *dataConn) stop() {
 // file for a complete one; the reset tells it the data is incomplete
 // even if it never reads the 426.
 func abortiveClose(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
+	raw := c
+	if tc, ok := c.(*tls.Conn); ok {
+		raw = tc.NetConn()
+	}
+	if tc, ok := raw.(*net.TCPConn); ok {
 		tc.SetLinger(0)
 	}
-	c.Close()
+	raw.Close()
 }
 
 // closeGracefully ends a good transfer with FIN, never RST: the z/OS
