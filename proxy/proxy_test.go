@@ -510,6 +510,12 @@ func TestPooledWrongPasswordNeverReuses(t *testing.T) {
 	c3 := dialFTP(t, p.Addr)
 	c3.expect("USER partner@"+p.Up.Addr, 331)
 	c3.expect("PASS "+upstreamPass, 230)
+	// The refused dial's connection closes on the partner's side a moment
+	// after the 530; then only the pooled one is left.
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Up.Connections() != 1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if n := p.Up.Connections(); n != 1 {
 		t.Fatalf("%d SSH connections at the partner; want the one pooled connection", n)
 	}
