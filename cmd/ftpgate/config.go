@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -43,6 +44,9 @@ type config struct {
 	AllowLowDataPorts   bool          `env:"ALLOW_LOW_DATA_PORTS" envDefault:"false"`
 	Greeting            string        `env:"GREETING" envDefault:"ftpgate ready."`
 	LogLevel            string        `env:"LOG_LEVEL" envDefault:"info"`
+	TLSCertFile         string        `env:"TLS_CERT_FILE"`
+	TLSKeyFile          string        `env:"TLS_KEY_FILE"`
+	TLSRequire          bool          `env:"TLS_REQUIRE" envDefault:"false"`
 	Pool                bool          `env:"POOL" envDefault:"true"`
 	PoolMaxChannels     int           `env:"POOL_MAX_CHANNELS" envDefault:"10"`
 	PoolMaxConns        int           `env:"POOL_MAX_CONNS" envDefault:"16"`
@@ -74,6 +78,12 @@ func loadConfig(environ map[string]string) (config, error) {
 	}
 	if _, err := cfg.Audit.fsyncPolicy(); err != nil {
 		return cfg, err
+	}
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		return cfg, errors.New("FTPGATE_TLS_CERT_FILE and FTPGATE_TLS_KEY_FILE go together")
+	}
+	if cfg.TLSRequire && cfg.TLSCertFile == "" {
+		return cfg, errors.New("FTPGATE_TLS_REQUIRE needs FTPGATE_TLS_CERT_FILE and FTPGATE_TLS_KEY_FILE")
 	}
 	if cfg.PasvAddress != "" {
 		a, err := netip.ParseAddr(cfg.PasvAddress)
@@ -142,6 +152,19 @@ func (c config) server() *proxy.Server {
 		AllowForeignDataAddress: c.AllowForeignData,
 		AllowLowDataPorts:       c.AllowLowDataPorts,
 	}
+}
+
+// frontTLS loads the listener's certificate for AUTH TLS, or returns nil
+// when none is configured.
+func (c config) frontTLS() (*tls.Config, error) {
+	if c.TLSCertFile == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("FTPGATE_TLS_CERT_FILE/FTPGATE_TLS_KEY_FILE: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // limiter is the failed-login lockout; FTPGATE_LOCKOUT_FAILURES=0 turns

@@ -53,6 +53,11 @@ func cmdServe(ctx context.Context, stopSignals func(), env map[string]string, st
 	defer em.Close()
 	srv := cfg.server()
 	srv.Dialer = cfg.dialer(func(k string) string { return env[k] })
+	if srv.TLSConfig, err = cfg.frontTLS(); err != nil {
+		fmt.Fprintln(stderr, "ftpgate:", err)
+		return 2
+	}
+	srv.RequireTLS = cfg.TLSRequire
 	srv.Audit = em
 	srv.Logger = log
 	ln, err := activationListener(env)
