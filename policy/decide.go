@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -91,7 +90,7 @@ func (p *Policy) Routes() []Route {
 }
 
 func (r Route) clone() Route {
-	r.Upstream.HostKeySHA256 = slices.Clone(r.Upstream.HostKeySHA256)
+	r.Upstream = r.Upstream.clone()
 	return r
 }
 
@@ -128,7 +127,7 @@ func (p *Policy) Login(req LoginRequest) Decision {
 				Route:    &r,
 				Upstream: r.Upstream,
 			}
-			d.Upstream.HostKeySHA256 = slices.Clone(r.Upstream.HostKeySHA256)
+			d.Upstream = r.Upstream.clone()
 			if r.Auth == AuthPassthrough && d.Upstream.User == "" {
 				d.Upstream.User = req.User
 			}
@@ -159,8 +158,7 @@ func (p *Policy) loginUserAtHost(req LoginRequest) Decision {
 		if !m.match(addr, host) {
 			continue
 		}
-		up := rule.template
-		up.HostKeySHA256 = slices.Clone(up.HostKeySHA256)
+		up := rule.template.clone()
 		up.User = name
 		up.Dir = ""
 		if addr.IsValid() {

@@ -2,11 +2,13 @@ package policy
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -115,14 +117,32 @@ func LoadFile(path string) (*Policy, error) {
 //	    host_key_sha256: ["SHA256:abc..."]  # as ssh-keygen -l prints
 //	    use_fstat: false
 //	    concurrent_reads: true
+//	  - user: ledger              # an FTPS partner
+//	    upstream: ftpes://ledger@ftp.partner.test/in   # or ftps:// (implicit TLS)
+//	    tls_ca_file: /etc/ftpgate/partner-ca.pem       # default: system roots
+//	    tls_cert_sha256: ["SHA256:abc..."]             # leaf pins, checked as well
+//	    tls_min_version: "1.2"                         # "1.2" (default) or "1.3"
+//	    tls_ciphers: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256]  # TLS 1.2 only
+//	    tls_client_cert: /etc/ftpgate/tls/client.pem   # mutual TLS: both or neither
+//	    tls_client_key: /etc/ftpgate/tls/client.key
+//	    tls_server_name: ftp.partner.test              # default: the URL's host
+//	    passive_use_reply_address: false               # default false
 //
-// The upstream URL is sftp://[user@]host[:port][/dir]: the port defaults to
-// 22, the URL-unescaped path is the start directory ("" for the partner's
+// The upstream URL is scheme://[user@]host[:port][/dir] with the scheme
+// sftp (port 22 by default), ftps (FTP over implicit TLS, port 990) or
+// ftpes (FTP with AUTH TLS, port 21); plain ftp is refused. The
+// URL-unescaped path is the start directory ("" for the partner's
 // default), and a password in the URL is an error. An auth local route
 // needs password_bcrypt, a partner user in the URL, and upstream_password or
-// upstream_key; an auth passthrough route may set none of those three, and a
-// URL without a user means "the client's login name". Every upstream needs a
-// host-key source: ftpgate never accepts a host key it cannot check.
+// (sftp only) upstream_key; an auth passthrough route may set none of those
+// three, and a URL without a user means "the client's login name". Every
+// sftp upstream needs a host-key source: ftpgate never accepts a host key it
+// cannot check. An FTPS upstream's certificate is always verified against
+// tls_ca_file or the system roots and the host name (tls_server_name when
+// set); tls_cert_sha256 pins are checked in addition. The tls_* keys and
+// passive_use_reply_address are refused on sftp routes, and upstream_key,
+// known_hosts, host_key_sha256, use_fstat and concurrent_reads on FTPS
+// routes. user_at_host logins always use sftp.
 //
 // Decoding is strict: an unknown key, a value of the wrong type, a key given
 // twice and a second YAML document are all errors. Every problem found is
@@ -347,6 +367,13 @@ func (l *loader) compileRoute(raw *rawRoute, line int, topKH string, p *Policy) 
 
 	up, upOK := l.compileUpstreamURL(&raw.Upstream, line, label)
 	rt.Upstream = up
+	// ftps tells which scheme-specific keys apply. It is taken from the
+	// URL's scheme even when the rest of the URL is wrong, so that one
+	// mistake in the URL does not also bring complaints about keys.
+	ftps := up.IsFTPS()
+	if !upOK && raw.Upstream.ok() {
+		ftps = isFTPSScheme(raw.Upstream.V)
+	}
 
 	if authOK {
 		switch rt.Auth {
@@ -354,11 +381,14 @@ func (l *loader) compileRoute(raw *rawRoute, line int, topKH string, p *Policy) 
 			if !raw.PasswordBcrypt.Set {
 				l.errorf(line, "%s: auth local needs password_bcrypt, the hash the client's password is checked against", label)
 			}
-			if !raw.UpstreamPassword.Set && !raw.UpstreamKey.Set {
+			switch {
+			case ftps && !raw.UpstreamPassword.Set:
+				l.errorf(line, "%s: auth local needs upstream_password to log in at the FTPS partner", label)
+			case !ftps && !raw.UpstreamPassword.Set && !raw.UpstreamKey.Set:
 				l.errorf(line, "%s: auth local needs upstream_password or upstream_key to log in at the partner", label)
 			}
 			if upOK && up.User == "" {
-				l.errorf(raw.Upstream.Line, "%s: auth local needs the partner user in the upstream URL (sftp://user@host/...)", label)
+				l.errorf(raw.Upstream.Line, "%s: auth local needs the partner user in the upstream URL (%s://user@host/...)", label, up.Scheme)
 			}
 		case AuthPassthrough:
 			if raw.PasswordBcrypt.Set {
@@ -367,8 +397,38 @@ func (l *loader) compileRoute(raw *rawRoute, line int, topKH string, p *Policy) 
 			if raw.UpstreamPassword.Set {
 				l.errorf(raw.UpstreamPassword.Line, "%s: upstream_password is not allowed with auth passthrough: the client's password is used", label)
 			}
-			if raw.UpstreamKey.Set {
+			if raw.UpstreamKey.Set && !ftps {
 				l.errorf(raw.UpstreamKey.Line, "%s: upstream_key is not allowed with auth passthrough: the client's password is used", label)
+			}
+		}
+	}
+	if ftps {
+		// FTPS logs in with USER and PASS; SSH keys and SFTP options
+		// have no meaning there.
+		for _, k := range []struct {
+			set  bool
+			line int
+			key  string
+		}{
+			{raw.UpstreamKey.Set, raw.UpstreamKey.Line, "upstream_key"},
+			{raw.UpstreamKeyPassphrase.Set && !raw.UpstreamKey.Set, raw.UpstreamKeyPassphrase.Line, "upstream_key_passphrase"},
+			{raw.UseFstat.Set, raw.UseFstat.Line, "use_fstat"},
+			{raw.ConcurrentReads.Set, raw.ConcurrentReads.Line, "concurrent_reads"},
+		} {
+			if k.set {
+				l.errorf(k.line, "%s: %s applies to sftp upstreams only; an FTPS partner logs in with USER and PASS (upstream_password)", label, k.key)
+			}
+		}
+		for _, k := range []struct {
+			set  bool
+			line int
+			key  string
+		}{
+			{raw.KnownHosts.Set, raw.KnownHosts.Line, "known_hosts"},
+			{raw.HostKeySHA256.Set, raw.HostKeySHA256.Line, "host_key_sha256"},
+		} {
+			if k.set {
+				l.errorf(k.line, "%s: %s applies to sftp upstreams only; an FTPS partner's certificate is checked against tls_ca_file (or the system roots) and tls_cert_sha256", label, k.key)
 			}
 		}
 	}
@@ -382,9 +442,15 @@ func (l *loader) compileRoute(raw *rawRoute, line int, topKH string, p *Policy) 
 		p.files = append(p.files, fileRef{what: "upstream_key", path: raw.UpstreamKey.V, line: raw.UpstreamKey.Line})
 	}
 	rt.Upstream.KeyPassphrase = l.secret(&raw.UpstreamKeyPassphrase, "upstream_key_passphrase", p)
-	if raw.UpstreamKeyPassphrase.Set && !raw.UpstreamKey.Set {
+	if raw.UpstreamKeyPassphrase.Set && !raw.UpstreamKey.Set && !ftps {
 		l.errorf(raw.UpstreamKeyPassphrase.Line, "%s: upstream_key_passphrase is set but upstream_key is not", label)
 	}
+
+	if ftps {
+		l.compileTLS(raw, &rt.Upstream, label, p)
+		return rt, len(l.errs) == nerr
+	}
+	l.noTLSKeys(raw, label)
 
 	hk := l.hostKeys(&raw.KnownHosts, &raw.HostKeySHA256, topKH, line, label, true)
 	if hk.knownHostsLine > 0 {
@@ -397,6 +463,121 @@ func (l *loader) compileRoute(raw *rawRoute, line int, topKH string, p *Policy) 
 	return rt, len(l.errs) == nerr
 }
 
+// compileTLS validates the tls_* keys and passive_use_reply_address of an
+// FTPS route into up. Certificate verification itself has no switch: it is
+// always on.
+func (l *loader) compileTLS(raw *rawRoute, up *Upstream, label string, p *Policy) {
+	up.TLSCAFile = l.tlsFile(&raw.TLSCAFile, "tls_ca_file", label, p)
+	up.TLSClientCert = l.tlsFile(&raw.TLSClientCert, "tls_client_cert", label, p)
+	up.TLSClientKey = l.tlsFile(&raw.TLSClientKey, "tls_client_key", label, p)
+	switch {
+	case raw.TLSClientCert.Set && !raw.TLSClientKey.Set:
+		l.errorf(raw.TLSClientCert.Line, "%s: tls_client_cert is set but tls_client_key is not; give both or neither", label)
+	case raw.TLSClientKey.Set && !raw.TLSClientCert.Set:
+		l.errorf(raw.TLSClientKey.Line, "%s: tls_client_key is set but tls_client_cert is not; give both or neither", label)
+	}
+
+	if raw.TLSCertSHA256.ok() {
+		for _, fp := range raw.TLSCertSHA256.V {
+			if fp.Bad {
+				continue
+			}
+			pin, ok := normalizeCertPin(fp.V)
+			if !ok {
+				l.errorf(fp.Line, "%s: tls_cert_sha256 %q is not a SHA-256 certificate fingerprint (want \"SHA256:\" and 43 base64 characters, or 64 hex digits as openssl x509 -fingerprint -sha256 prints)", label, fp.V)
+				continue
+			}
+			if !slices.Contains(up.TLSCertSHA256, pin) {
+				up.TLSCertSHA256 = append(up.TLSCertSHA256, pin)
+			}
+		}
+	}
+
+	if raw.TLSMinVersion.ok() {
+		switch raw.TLSMinVersion.V {
+		case "1.2":
+			up.TLSMinVersion = tls.VersionTLS12
+		case "1.3":
+			up.TLSMinVersion = tls.VersionTLS13
+		case "1.0", "1.1", "1":
+			l.errorf(raw.TLSMinVersion.Line, "%s: tls_min_version %s is not allowed; the lowest is 1.2", label, raw.TLSMinVersion.V)
+		default:
+			l.errorf(raw.TLSMinVersion.Line, "%s: tls_min_version %q is not valid; want \"1.2\" or \"1.3\"", label, raw.TLSMinVersion.V)
+		}
+	}
+
+	if raw.TLSCiphers.ok() {
+		if up.TLSMinVersion == tls.VersionTLS13 {
+			l.errorf(raw.TLSCiphers.Line, "%s: tls_ciphers chooses TLS 1.2 suites, and tls_min_version 1.3 never uses them; remove one", label)
+		}
+		seen := make(map[uint16]int)
+		for _, c := range raw.TLSCiphers.V {
+			if c.Bad {
+				continue
+			}
+			id, msg := cipherSuiteID(c.V)
+			if msg != "" {
+				l.errorf(c.Line, "%s: tls_ciphers: %q %s", label, c.V, msg)
+				continue
+			}
+			if first, dup := seen[id]; dup {
+				l.errorf(c.Line, "%s: tls_ciphers: %q is given twice (first at line %d)", label, c.V, first)
+				continue
+			}
+			seen[id] = c.Line
+			up.TLSCiphers = append(up.TLSCiphers, id)
+		}
+		if len(raw.TLSCiphers.V) == 0 {
+			l.errorf(raw.TLSCiphers.Line, "%s: tls_ciphers is empty; list suites or remove the key to use Go's defaults", label)
+		}
+	}
+
+	if raw.TLSServerName.ok() {
+		name := raw.TLSServerName.V
+		if validHostName(name) || validIPLiteral(name) {
+			up.TLSServerName = name
+		} else {
+			l.errorf(raw.TLSServerName.Line, "%s: tls_server_name %q is not a host name or IP address", label, name)
+		}
+	}
+	up.PassiveUseReplyAddress = raw.PassiveUseReplyAddress.ok() && raw.PassiveUseReplyAddress.V
+}
+
+// tlsFile validates a key naming a PEM file and notes it for CheckFiles.
+func (l *loader) tlsFile(f *field[string], key, label string, p *Policy) string {
+	if !f.ok() {
+		return ""
+	}
+	if f.V == "" {
+		l.errorf(f.Line, "%s: %s is empty; give a file path or remove the key", label, key)
+		return ""
+	}
+	p.files = append(p.files, fileRef{what: key, path: f.V, line: f.Line})
+	return f.V
+}
+
+// noTLSKeys reports the FTPS-only keys on a route that is not FTPS.
+func (l *loader) noTLSKeys(raw *rawRoute, label string) {
+	for _, k := range []struct {
+		set  bool
+		line int
+		key  string
+	}{
+		{raw.TLSCAFile.Set, raw.TLSCAFile.Line, "tls_ca_file"},
+		{raw.TLSCertSHA256.Set, raw.TLSCertSHA256.Line, "tls_cert_sha256"},
+		{raw.TLSMinVersion.Set, raw.TLSMinVersion.Line, "tls_min_version"},
+		{raw.TLSCiphers.Set, raw.TLSCiphers.Line, "tls_ciphers"},
+		{raw.TLSClientCert.Set, raw.TLSClientCert.Line, "tls_client_cert"},
+		{raw.TLSClientKey.Set, raw.TLSClientKey.Line, "tls_client_key"},
+		{raw.TLSServerName.Set, raw.TLSServerName.Line, "tls_server_name"},
+		{raw.PassiveUseReplyAddress.Set, raw.PassiveUseReplyAddress.Line, "passive_use_reply_address"},
+	} {
+		if k.set {
+			l.errorf(k.line, "%s: %s applies to ftps:// and ftpes:// upstreams only", label, k.key)
+		}
+	}
+}
+
 // compileUpstreamURL checks a route's upstream URL and turns it into the
 // address part of an Upstream. Messages never repeat the URL itself, which
 // may hold a password by mistake.
@@ -405,7 +586,7 @@ func (l *loader) compileUpstreamURL(f *field[string], line int, label string) (U
 		return Upstream{}, false
 	}
 	if f.V == "" {
-		l.errorf(line, "%s: upstream is required (sftp://[user@]host[:port][/dir])", label)
+		l.errorf(line, "%s: upstream is required (sftp://, ftps:// or ftpes://[user@]host[:port][/dir])", label)
 		return Upstream{}, false
 	}
 	up, msg := parseUpstreamURL(f.V)

@@ -820,6 +820,10 @@ func FuzzLoad(f *testing.F) {
 	for _, tc := range loadErrorTests {
 		f.Add([]byte(fixture(f, tc.text)))
 	}
+	f.Add([]byte(fixture(f, ftpsPolicy)))
+	for _, tc := range ftpsLoadErrorTests {
+		f.Add([]byte(fixture(f, tc.text)))
+	}
 	f.Add([]byte("a: &a [*a, *a]\nb: *a\n"))
 	f.Add([]byte("version: 1\nroutes:\n  - &r {user: a, upstream: 'sftp://h', known_hosts: /k}\n  - *r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -846,7 +850,7 @@ func FuzzLoad(f *testing.F) {
 		for _, r := range p.Routes() {
 			up := r.Upstream
 			if r.Line < 1 || r.Name == "" || up.Host == "" || up.Port < 1 || up.Port > 65535 ||
-				up.KnownHosts == "" && len(up.HostKeySHA256) == 0 {
+				!up.IsFTPS() && up.KnownHosts == "" && len(up.HostKeySHA256) == 0 {
 				t.Fatalf("Load accepted an incomplete route %+v", r)
 			}
 			if d := p.Login(LoginRequest{User: r.User}); !d.Allow {

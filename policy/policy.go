@@ -12,6 +12,7 @@ package policy
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 )
 
@@ -46,7 +47,7 @@ type Secret struct {
 // Upstream describes the partner a session is carried to and how to log in
 // there. It is a plain value: translate dials it, policy never does.
 type Upstream struct {
-	Scheme string // "sftp"
+	Scheme string // "sftp", "ftps" (implicit TLS) or "ftpes" (explicit TLS)
 	Host   string // host name or IP literal, without brackets
 	Port   int    // 1..65535
 	User   string // login name at the partner
@@ -57,13 +58,14 @@ type Upstream struct {
 	Password Secret
 	// KeyFile is an SSH private key file (OpenSSH or PEM format) for
 	// public-key login; KeyPassphrase unlocks it when it is encrypted.
+	// SFTP only.
 	KeyFile       string
 	KeyPassphrase Secret
 
 	// KnownHosts is an OpenSSH known_hosts file; HostKeySHA256 lists pinned
-	// host-key fingerprints in OpenSSH form ("SHA256:base64"). At least one
-	// of them is set: validation refuses an upstream that would accept any
-	// host key.
+	// host-key fingerprints in OpenSSH form ("SHA256:base64"). For SFTP at
+	// least one of them is set: validation refuses an upstream that would
+	// accept any host key. FTPS upstreams leave both empty.
 	KnownHosts    string
 	HostKeySHA256 []string
 
@@ -74,6 +76,54 @@ type Upstream struct {
 	// NoConcurrentReads turns pkg/sftp's pipelined reads off, for servers
 	// that cannot answer read requests out of order.
 	NoConcurrentReads bool
+
+	// The fields below apply to FTPS partners (Scheme "ftps" or "ftpes")
+	// only; Load refuses them on SFTP routes. An FTPS partner's
+	// certificate is always verified (chain and host name); there is no
+	// setting that turns verification off.
+
+	// TLSCAFile is a PEM file of the CA certificates the partner's chain
+	// must lead to. Empty means the system roots.
+	TLSCAFile string
+	// TLSCertSHA256 pins the partner's leaf certificate, in addition to
+	// the chain check: "SHA256:" and the unpadded base64 of the SHA-256 of
+	// the certificate's DER bytes, the form host_key_sha256 uses. Empty
+	// means no pin.
+	TLSCertSHA256 []string
+	// TLSMinVersion is the lowest TLS version accepted, as a crypto/tls
+	// constant (0x0303 for TLS 1.2, 0x0304 for TLS 1.3). Zero means TLS
+	// 1.2.
+	TLSMinVersion uint16
+	// TLSCiphers lists the TLS 1.2 cipher suites offered, as crypto/tls
+	// IDs, in order of preference. Empty means Go's defaults. TLS 1.3
+	// suites are not configurable.
+	TLSCiphers []uint16
+	// TLSClientCert and TLSClientKey are PEM files holding a client
+	// certificate and its key for partners that require mutual TLS. Both
+	// are set or neither.
+	TLSClientCert string
+	TLSClientKey  string
+	// TLSServerName is the name sent as SNI and checked against the
+	// partner's certificate. Empty means Host.
+	TLSServerName string
+	// PassiveUseReplyAddress makes the data connection go to the address a
+	// 227 (PASV) reply names. By default that address is ignored and the
+	// control connection's address is used, as z/OS PASSIVEIGNOREADDR
+	// does, because partners behind NAT announce private addresses and a
+	// hostile one could point the proxy at a third host.
+	PassiveUseReplyAddress bool
+}
+
+// IsFTPS reports whether the upstream is an FTPS partner: "ftps" (implicit
+// TLS) or "ftpes" (explicit TLS with AUTH TLS).
+func (u Upstream) IsFTPS() bool { return u.Scheme == "ftps" || u.Scheme == "ftpes" }
+
+// clone returns a copy of u that shares no slices with u.
+func (u Upstream) clone() Upstream {
+	u.HostKeySHA256 = slices.Clone(u.HostKeySHA256)
+	u.TLSCertSHA256 = slices.Clone(u.TLSCertSHA256)
+	u.TLSCiphers = slices.Clone(u.TLSCiphers)
+	return u
 }
 
 // Address is the host:port to dial.

@@ -42,6 +42,16 @@ type rawRoute struct {
 	HostKeySHA256         field[[]field[string]] `yaml:"host_key_sha256"`
 	UseFstat              field[bool]            `yaml:"use_fstat"`
 	ConcurrentReads       field[bool]            `yaml:"concurrent_reads"`
+
+	// FTPS (ftps:// and ftpes://) routes only.
+	TLSCAFile              field[string]          `yaml:"tls_ca_file"`
+	TLSCertSHA256          field[[]field[string]] `yaml:"tls_cert_sha256"`
+	TLSMinVersion          field[string]          `yaml:"tls_min_version"`
+	TLSCiphers             field[[]field[string]] `yaml:"tls_ciphers"`
+	TLSClientCert          field[string]          `yaml:"tls_client_cert"`
+	TLSClientKey           field[string]          `yaml:"tls_client_key"`
+	TLSServerName          field[string]          `yaml:"tls_server_name"`
+	PassiveUseReplyAddress field[bool]            `yaml:"passive_use_reply_address"`
 }
 
 // field is a value from the policy file with the line it sits on, so that

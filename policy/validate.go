@@ -1,20 +1,40 @@
 package policy
 
 import (
+	"crypto/tls"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"net/netip"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
 )
 
-// parseUpstreamURL turns sftp://[user@]host[:port][/dir] into the address
-// part of an Upstream. On failure it returns a message that does not repeat
-// the URL, which may hold a password by mistake.
+// defaultPorts are the ports each upstream scheme defaults to: SSH, FTPS
+// with implicit TLS (RFC 4217 section 2 calls it deprecated, but it is what
+// port 990 speaks) and FTP with AUTH TLS on the FTP control port.
+var defaultPorts = map[string]int{"sftp": 22, "ftps": 990, "ftpes": 21}
+
+// isFTPSScheme reports whether s starts with an FTPS scheme, ignoring case.
+// It looks only at the scheme, so it also answers for URLs that are
+// otherwise wrong.
+func isFTPSScheme(s string) bool {
+	scheme, _, ok := strings.Cut(s, "://")
+	if !ok {
+		return false
+	}
+	scheme = asciiLower(scheme)
+	return scheme == "ftps" || scheme == "ftpes"
+}
+
+// parseUpstreamURL turns sftp://, ftps:// or ftpes://[user@]host[:port][/dir]
+// into the address part of an Upstream. On failure it returns a message
+// that does not repeat the URL, which may hold a password by mistake.
 func parseUpstreamURL(s string) (Upstream, string) {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -26,10 +46,15 @@ func parseUpstreamURL(s string) (Upstream, string) {
 		return Upstream{}, "not a valid URL: " + err.Error()
 	}
 	if u.Scheme == "" || u.Opaque != "" {
-		return Upstream{}, "want sftp://[user@]host[:port][/dir]"
+		return Upstream{}, "want sftp://[user@]host[:port][/dir] (or ftps:// or ftpes://)"
 	}
-	if u.Scheme != "sftp" {
-		return Upstream{}, "scheme " + strconv.Quote(u.Scheme) + " not supported (want sftp)"
+	// url.Parse lower-cases the scheme.
+	port, ok := defaultPorts[u.Scheme]
+	switch {
+	case u.Scheme == "ftp":
+		return Upstream{}, "scheme \"ftp\" not supported: ftpgate never carries a session in clear text; use ftpes:// (AUTH TLS) or ftps:// (implicit TLS)"
+	case !ok:
+		return Upstream{}, "scheme " + strconv.Quote(u.Scheme) + " not supported (want sftp, ftps or ftpes)"
 	}
 	if _, has := u.User.Password(); has {
 		return Upstream{}, "the URL must not hold a password; use upstream_password: {env: NAME} or {file: PATH}"
@@ -40,7 +65,7 @@ func parseUpstreamURL(s string) (Upstream, string) {
 	if u.Fragment != "" || strings.Contains(s, "#") {
 		return Upstream{}, "the URL must not have a fragment (#...)"
 	}
-	up := Upstream{Scheme: "sftp", Host: u.Hostname(), Port: 22, Dir: u.Path}
+	up := Upstream{Scheme: u.Scheme, Host: u.Hostname(), Port: port, Dir: u.Path}
 	if u.User != nil {
 		up.User = u.User.Username()
 	}
@@ -213,6 +238,62 @@ func validFingerprint(s string) bool {
 	}
 	b, err := base64.RawStdEncoding.Strict().DecodeString(b64)
 	return err == nil && len(b) == 32
+}
+
+// normalizeCertPin accepts a certificate fingerprint as "SHA256:" and the
+// base64 of the 32-byte digest (padded or not), or as 64 hex digits, with
+// or without colons and with an optional "SHA256:" or "sha256 Fingerprint="
+// prefix (openssl x509 -fingerprint -sha256 prints the latter). It returns
+// the pin in the one form translate compares: "SHA256:" and unpadded
+// standard base64, as ssh-keygen prints host-key fingerprints.
+func normalizeCertPin(s string) (string, bool) {
+	v := strings.TrimSpace(s)
+	for _, p := range []string{"sha256 Fingerprint=", "SHA256 Fingerprint=", "SHA256:", "sha256:"} {
+		if t, ok := strings.CutPrefix(v, p); ok {
+			v = t
+			break
+		}
+	}
+	hexDigits := strings.ReplaceAll(v, ":", "")
+	if len(hexDigits) == 64 {
+		if b, err := hex.DecodeString(hexDigits); err == nil {
+			return "SHA256:" + base64.RawStdEncoding.EncodeToString(b), true
+		}
+	}
+	b, err := base64.RawStdEncoding.Strict().DecodeString(strings.TrimRight(v, "="))
+	if err != nil || len(b) != 32 {
+		return "", false
+	}
+	return "SHA256:" + base64.RawStdEncoding.EncodeToString(b), true
+}
+
+// cipherSuiteID looks up a TLS 1.2 cipher suite by its crypto/tls name. It
+// returns a message saying why a name is refused: unknown, insecure (RC4,
+// 3DES, CBC with SHA-256 and the like, which tls.InsecureCipherSuites
+// lists), or a TLS 1.3 suite, which Go does not let a program choose.
+func cipherSuiteID(name string) (uint16, string) {
+	for _, cs := range tls.CipherSuites() {
+		if cs.Name != name {
+			continue
+		}
+		if !slices.Contains(cs.SupportedVersions, tls.VersionTLS12) {
+			return 0, "is a TLS 1.3 suite; TLS 1.3 suites cannot be chosen, Go always offers all three"
+		}
+		return cs.ID, ""
+	}
+	for _, cs := range tls.InsecureCipherSuites() {
+		if cs.Name == name {
+			return 0, "is insecure and not allowed"
+		}
+	}
+	return 0, "is not a known cipher suite name (want a crypto/tls name such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)"
+}
+
+// validIPLiteral reports whether s is an IP address without zone or
+// brackets.
+func validIPLiteral(s string) bool {
+	a, err := netip.ParseAddr(s)
+	return err == nil && a.Zone() == ""
 }
 
 // validBcrypt reports whether h parses as a bcrypt hash.
