@@ -99,6 +99,9 @@ type Server struct {
 	// Limiter, if set, locks out addresses and users after repeated
 	// failed logins.
 	Limiter LoginLimiter
+	// SessionCounter, if set, enforces MaxSessionsPerAddr across replicas
+	// (the in-memory count still applies to this replica).
+	SessionCounter SessionCounter
 	// MaxLineBytes limits a control line; a longer line gets 500 and the
 	// session goes on. Zero means 4096.
 	MaxLineBytes int

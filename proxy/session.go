@@ -164,6 +164,24 @@ func (s *session) serve() {
 		s.finish()
 	}()
 	setOOBInline(s.conn)
+	if sc := s.srv.SessionCounter; sc != nil {
+		// Shared with the other replicas; asked here, not in the accept
+		// loop, so a slow store holds up only this connection.
+		ok, release, err := sc.Acquire(s.remote.Addr(), s.srv.maxSessionsPerAddr())
+		switch {
+		case err != nil:
+			s.log.Error().Err(err).Msg("session counter unavailable: connection refused")
+			s.srv.Audit.LoginFailure(s.recordSession(), "limits", "session counter unavailable: "+err.Error())
+			s.reply(rep(codeUnavailable, "Service not available, try again later."))
+			s.endReason = "session counter unavailable"
+			return
+		case !ok:
+			s.reply(rep(codeUnavailable, "Too many sessions from your address, try again later."))
+			s.endReason = "too many sessions from the address"
+			return
+		}
+		defer release()
+	}
 	s.srv.observer().SessionStarted()
 	s.setState(StateNew)
 	s.srv.Audit.SessionStart(s.recordSession(), s.local.String())

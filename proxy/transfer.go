@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -420,8 +419,10 @@ func (dc *dataConn) stop() {
 // even if it never reads the 426.
 func abortiveClose(c net.Conn) {
 	raw := c
-	if tc, ok := c.(*tls.Conn); ok {
-		raw = tc.NetConn()
+	// tls.Conn and the PROXY-protocol wrapper both expose the TCP
+	// connection underneath.
+	if u, ok := c.(interface{ NetConn() net.Conn }); ok {
+		raw = u.NetConn()
 	}
 	if tc, ok := raw.(*net.TCPConn); ok {
 		tc.SetLinger(0)

@@ -76,6 +76,9 @@ func loadConfig(environ map[string]string) (config, error) {
 	if _, err := proxy.ParsePortRange(cfg.PasvPorts); err != nil {
 		return cfg, fmt.Errorf("FTPGATE_PASV_PORTS: %w", err)
 	}
+	if err := cfg.Scale.check(); err != nil {
+		return cfg, err
+	}
 	if _, err := cfg.Audit.fsyncPolicy(); err != nil {
 		return cfg, err
 	}
@@ -110,19 +113,35 @@ func envError(err error) error {
 	if !errors.As(err, &agg) {
 		return err
 	}
-	t := reflect.TypeFor[config]()
 	var msgs []string
 	for _, e := range agg.Errors {
 		var pe env.ParseError
 		if errors.As(e, &pe) {
-			if f, ok := t.FieldByName(pe.Name); ok {
-				msgs = append(msgs, fmt.Sprintf("FTPGATE_%s: %v", f.Tag.Get("env"), pe.Err))
+			if tag, ok := envTag(reflect.TypeFor[config](), pe.Name); ok {
+				msgs = append(msgs, fmt.Sprintf("FTPGATE_%s: %v", tag, pe.Err))
 				continue
 			}
 		}
 		msgs = append(msgs, e.Error())
 	}
 	return errors.New(strings.Join(msgs, "; "))
+}
+
+// envTag finds the env tag of the field called name in t or in the structs
+// it embeds as fields (the audit and scale-out settings).
+func envTag(t reflect.Type, name string) (string, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Name == name && f.Tag.Get("env") != "" {
+			return f.Tag.Get("env"), true
+		}
+		if f.Type.Kind() == reflect.Struct && f.Tag.Get("env") == "" {
+			if tag, ok := envTag(f.Type, name); ok {
+				return tag, true
+			}
+		}
+	}
+	return "", false
 }
 
 // server builds the proxy.Server the configuration describes; the caller

@@ -71,6 +71,14 @@ func cmdServe(ctx context.Context, stopSignals func(), env map[string]string, st
 			return 1
 		}
 	}
+	sln, stopScale, err := cfg.scaleOut(srv, ln, log)
+	if err != nil {
+		ln.Close()
+		fmt.Fprintln(stderr, "ftpgate: scale-out:", err)
+		return 2
+	}
+	defer stopScale()
+	ln = sln
 	g := &gateway{cfg: cfg, srv: srv, ln: ln, policy: holder, audit: em, log: log}
 	met = g.setupMetrics()
 	met.reloaded(true, holder.Generation())
