@@ -207,3 +207,74 @@ func TestServeAuditSinkFailureIsUnready(t *testing.T) {
 		return code == 503 && strings.Contains(body, "audit")
 	})
 }
+
+// TestReadyzFollowsTheAuditSink: a syslog collector that goes away makes
+// the replica unready (no transfer without a record), and ready again when
+// it is back and the backlog is written.
+func TestReadyzFollowsTheAuditSink(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	collect := func(ln net.Listener) chan net.Conn {
+		conns := make(chan net.Conn, 16)
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					close(conns)
+					return
+				}
+				conns <- c
+				go io.Copy(io.Discard, c)
+			}
+		}()
+		return conns
+	}
+	conns := collect(ln)
+	polPath := filepath.Join(t.TempDir(), "policy.yaml")
+	os.WriteFile(polPath, []byte("version: 1\n"), 0o644)
+	g := startServe(t, map[string]string{
+		"FTPGATE_LISTEN": "127.0.0.1:0", "FTPGATE_ADMIN_LISTEN": "127.0.0.1:0", "FTPGATE_POLICY": polPath,
+		"FTPGATE_AUDIT_SYSLOG": addr, "FTPGATE_AUDIT_STDOUT": "false",
+	})
+	waitUntil(t, "ready", func() bool { code, _ := g.get(t, "/readyz"); return code == 200 })
+
+	// The collector goes away; the next record cannot be written.
+	ln.Close()
+	for c := range conns {
+		c.Close()
+	}
+	poke := func() {
+		if c, err := net.Dial("tcp", g.ftp); err == nil {
+			c.Close()
+		}
+	}
+	waitUntil(t, "unready without the collector", func() bool {
+		poke()
+		code, body := g.get(t, "/readyz")
+		return code == 503 && strings.Contains(body, "audit")
+	})
+
+	// It comes back on the same address: the sink reconnects, writes its
+	// backlog, and the replica is ready again.
+	ln2, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("cannot listen on %s again: %v", addr, err)
+	}
+	defer ln2.Close()
+	collect(ln2)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		poke()
+		if code, _ := g.get(t, "/readyz"); code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			_, body := g.get(t, "/readyz")
+			t.Fatalf("still unready after the collector came back:\n%s", body)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
