@@ -195,8 +195,9 @@ func (c config) limiter() proxy.LoginLimiter {
 	return &proxy.MemoryLimiter{MaxFailures: c.LockoutFailures, Window: c.LockoutWindow, Lockout: c.Lockout, MaxLockout: c.LockoutMax}
 }
 
-// dialer is the upstream dialer: the SFTP dialer behind a connection pool
-// unless FTPGATE_POOL=false.
+// dialer is the upstream dialer: SFTP partners through the SFTP dialer
+// behind a connection pool (unless FTPGATE_POOL=false), FTPS partners
+// through the FTPS dialer, chosen by the route's scheme.
 func (c config) dialer(getenv func(string) string) translate.Dialer {
 	d := &translate.SFTPDialer{
 		DialTimeout:      c.DialTimeout,
@@ -204,14 +205,34 @@ func (c config) dialer(getenv func(string) string) translate.Dialer {
 		MaxListEntries:   c.MaxListEntries,
 		Getenv:           getenv,
 	}
-	if !c.Pool {
-		return d
+	var sftpDialer translate.Dialer = d
+	if c.Pool {
+		sftpDialer = &translate.Pool{
+			Dialer:             d,
+			MaxChannelsPerConn: c.PoolMaxChannels,
+			MaxConnsPerKey:     c.PoolMaxConns,
+			IdleTimeout:        c.PoolIdle,
+			KeepAlive:          c.KeepAlive,
+		}
 	}
-	return &translate.Pool{
-		Dialer:             d,
-		MaxChannelsPerConn: c.PoolMaxChannels,
-		MaxConnsPerKey:     c.PoolMaxConns,
-		IdleTimeout:        c.PoolIdle,
-		KeepAlive:          c.KeepAlive,
+	return &schemeDialer{
+		SchemeDialer: translate.SchemeDialer{
+			SFTP: sftpDialer,
+			FTPS: &translate.FTPSDialer{
+				DialTimeout:      c.DialTimeout,
+				HandshakeTimeout: c.HandshakeTimeout,
+				ReplyTimeout:     c.UpstreamTimeout,
+				MaxListEntries:   c.MaxListEntries,
+				Getenv:           getenv,
+			},
+		},
 	}
+}
+
+// schemeDialer lets the metrics find the pool behind the scheme dialer.
+type schemeDialer struct{ translate.SchemeDialer }
+
+func (s *schemeDialer) pool() *translate.Pool {
+	p, _ := s.SFTP.(*translate.Pool)
+	return p
 }

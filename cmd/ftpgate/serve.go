@@ -17,7 +17,6 @@ import (
 	"github.com/ftpgate/ftpgate/audit"
 	"github.com/ftpgate/ftpgate/policy"
 	"github.com/ftpgate/ftpgate/proxy"
-	"github.com/ftpgate/ftpgate/translate"
 )
 
 func newLogger(w io.Writer, level string) zerolog.Logger {
@@ -100,8 +99,8 @@ type gateway struct {
 
 func (g *gateway) setupMetrics() *metrics {
 	g.metrics = newMetrics(g.srv.ActiveSessions, g.audit)
-	if p, ok := g.srv.Dialer.(*translate.Pool); ok {
-		g.metrics.watchPool(p)
+	if sd, ok := g.srv.Dialer.(*schemeDialer); ok && sd.pool() != nil {
+		g.metrics.watchPool(sd.pool())
 	}
 	g.srv.Observer = g.metrics
 	g.srv.Policy = g.policy.Current
