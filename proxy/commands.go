@@ -181,9 +181,9 @@ func (s *session) cmdPASS(arg string) reply {
 		switch {
 		case errors.As(err, &hke):
 			obs.LoginFailed(dec.Rule, "hostkey")
-			s.log.Error().Str("upstream", dec.Upstream.String()).Str("presented", hke.Fingerprint).Bool("unknown", hke.Unknown).
+			s.log.Error().Err(err).Str("upstream", dec.Upstream.String()).Str("presented", hke.Fingerprint).Bool("unknown", hke.Unknown).
 				Msg("upstream host key not trusted: session refused")
-			s.srv.Audit.LoginFailure(s.recordSession(), dec.Rule, hke.Error())
+			s.srv.Audit.LoginFailure(s.recordSession(), dec.Rule, err.Error())
 			return rep(codeUnavailable, "Service not available: the partner could not be verified.")
 		case errors.Is(err, translate.ErrAuth):
 			obs.LoginFailed(dec.Rule, "partner")
@@ -196,9 +196,17 @@ func (s *session) cmdPASS(arg string) reply {
 		}
 	}
 	home := dec.Upstream.Dir
-	if home == "" {
+	fwd, forwarding := up.(translate.Forwarder)
+	switch {
+	case home == "":
 		home, err = up.Home(ctx)
-	} else {
+	case forwarding:
+		// The partner keeps its own working directory: start it there.
+		var r translate.Reply
+		if r, err = fwd.Forward(ctx, "CWD", home); err == nil && r.Code/100 != 2 {
+			err = fmt.Errorf("proxy: CWD %s: partner answered %d: %w", home, r.Code, translate.ErrNotFound)
+		}
+	default:
 		var fi fs.FileInfo
 		if fi, err = up.Stat(ctx, home); err == nil && !fi.IsDir() {
 			err = translate.ErrNotDir
