@@ -72,3 +72,18 @@ func unwrapPath(err error) error {
 	}
 	return err
 }
+
+// IncludedFiles lists the files Load read besides the policy file itself
+// (the local_users_file files), in the order the policy names them. A
+// change to one of them takes effect only when the policy is loaded again,
+// so whoever reloads on change should watch these too.
+func (p *Policy) IncludedFiles() []string {
+	if p == nil {
+		return nil
+	}
+	return slices.Clone(p.included)
+}
+
+// HasRules reports whether the policy has a rules section. Without one,
+// routes and user_at_host decide alone, as before zones and rules.
+func (p *Policy) HasRules() bool { return p != nil && p.hasRules }

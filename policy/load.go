@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"regexp"
 	"slices"
@@ -89,26 +90,43 @@ func LoadFile(path string) (*Policy, error) {
 //	known_hosts: /etc/ftpgate/known_hosts  # default host-key source for routes
 //	                              # (and user_at_host) that set neither
 //	                              # known_hosts nor host_key_sha256
+//	local_users_file: /etc/ftpgate/users   # htpasswd -B file: "user:$2y$..."
+//	                              # lines, for auth local routes without
+//	                              # password_bcrypt
 //	user_at_host:                 # "USER name@host[:port]" logins; the client's
 //	                              # password goes to the partner
 //	  enabled: true               # default false
-//	  scheme: sftp                # default and only value: sftp
+//	  scheme: sftp                # default and only value: sftp (a rule's
+//	                              # user_at_host_scheme can choose FTPS)
 //	  allow_hosts:                # required when enabled; a host must match one
 //	    - "*.example.com"         # host-name glob, path.Match syntax, any case
 //	    - 10.0.0.0/8              # CIDR prefix, matched by IP literals only
 //	    - 127.0.0.1               # IP address; IPv6 also as [::1]
-//	  port: 22                    # when the login names none; default 22
+//	  port: 22                    # sftp port when the login names none; default 22
 //	  known_hosts: /path          # host-key source; falls back to the top level
 //	  host_key_sha256: ["SHA256:..."]
 //	  use_fstat: false            # default false
 //	  concurrent_reads: true      # default true
+//	zones:                        # optional
+//	  sources:                    # where clients come from
+//	    batch:                    # name: letters, digits, _ - . ("any" is reserved)
+//	      networks: [10.20.0.0/16, "2001:db8:20::/48"]  # required; CIDR or address
+//	      users: [PAYJOB]         # optional: only these users may log in from
+//	      groups: [payroll]       # here (users and groups together)
+//	  destinations:               # where partners are
+//	    partners:
+//	      hosts: ["*.partner.example"]  # names and globs; never resolved
+//	      networks: [203.0.113.0/24]    # matched by IP literals; one of the two
+//	groups:                       # optional: named lists of users
+//	  payroll: [PAYJOB, PAYJOB2]
 //	routes:
 //	  - name: payroll             # default: user; unique
 //	    user: PAYJOB              # proxy login name, unique without regard to
 //	                              # ASCII case; no '@'
 //	    auth: local               # local or passthrough; default local when
 //	                              # password_bcrypt is set, else passthrough
-//	    password_bcrypt: "$2a$10$..."  # auth local only, required there
+//	    password_bcrypt: "$2a$10$..."  # auth local: this, or an entry in a
+//	                              # local_users_file
 //	    upstream: sftp://payuser@sftp.partner.test:2222/inbound/pay
 //	    upstream_password: {env: PAY_PW}         # or {file: /run/secrets/pay}
 //	    upstream_key: /etc/ftpgate/keys/pay_ed25519
@@ -127,30 +145,81 @@ func LoadFile(path string) (*Policy, error) {
 //	    tls_client_key: /etc/ftpgate/tls/client.key
 //	    tls_server_name: ftp.partner.test              # default: the URL's host
 //	    passive_use_reply_address: false               # default false
+//	rules:                        # optional; ordered, first match wins
+//	  - name: dmz-blocked         # required, unique; letters, digits, _ - .
+//	    from: [dmz]               # source zones; absent or [any]: every client,
+//	                              # also one in no zone
+//	    to: [partners]            # destination zones; absent or [any]: every partner
+//	    users: [PAYJOB]           # absent (and no groups): every user
+//	    groups: [payroll]
+//	    action: block             # upgrade, block or warn; required
+//	  - name: payroll             # upgrade and warn rules also take:
+//	    action: upgrade
+//	    protocols: [sftp]         # partner schemes allowed; default sftp, ftps, ftpes
+//	    user_at_host_scheme: sftp # for user@host logins; default sftp (if allowed)
+//	    local_users_file: /path   # replaces the top-level one under this rule
+//	    require_tls: true         # refuse the login before AUTH TLS; default false
+//	    read_only: true           # refuse STOR STOU APPE DELE RMD MKD RNFR RNTO
+//	                              # MFMT, SITE CHMOD; default false
+//	    allow_commands: [RETR, LIST, "SITE LRECL"]  # only these (session
+//	                              # commands always); default: all
+//	    deny_commands: [DELE, "SITE CHMOD"]
+//	    allow_site_filetype: [JES]        # SEQ always; JES and SQL only if listed
+//	    allow_site_diagnostics: [DEBUG]   # SITE DUMP, DEBUG, TRACE only if listed
+//	    paths: [/inbound/pay]     # partner path prefixes; default: any path
+//	    max_file_size: 2GiB       # bytes, or KB MB GB TB, KiB MiB GiB TiB
+//	    data_ports:
+//	      active: true            # PORT and EPRT at all; default true
+//	      foreign_address: false  # to another address than the client's; default false
+//	      low_ports: false        # to ports below 1024; default false
+//	      passive_ports: 50000-50099      # default: the server's range
+//	  - name: legacy
+//	    action: warn              # migration mode: may go to ftp:// partners
+//	    plain_ftp: true           # required with warn; marks sessions insecure
 //
 // The upstream URL is scheme://[user@]host[:port][/dir] with the scheme
 // sftp (port 22 by default), ftps (FTP over implicit TLS, port 990) or
-// ftpes (FTP with AUTH TLS, port 21); plain ftp is refused. The
-// URL-unescaped path is the start directory ("" for the partner's
-// default), and a password in the URL is an error. An auth local route
-// needs password_bcrypt, a partner user in the URL, and upstream_password or
-// (sftp only) upstream_key; an auth passthrough route may set none of those
-// three, and a URL without a user means "the client's login name". Every
-// sftp upstream needs a host-key source: ftpgate never accepts a host key it
-// cannot check. An FTPS upstream's certificate is always verified against
+// ftpes (FTP with AUTH TLS, port 21). Plain ftp (port 21) is refused
+// unless the policy has rules and a rule with action warn and plain_ftp:
+// true could match the route (its destination zone and user); a session
+// to it is then allowed only under such a rule. The URL-unescaped path is
+// the start directory ("" for the partner's default), and a password in
+// the URL is an error. An auth local route needs password_bcrypt (or an
+// entry for its user in the top-level or a rule's local_users_file), a
+// partner user in the URL, and upstream_password or (sftp only)
+// upstream_key; an auth passthrough route may set none of those, and a URL
+// without a user means "the client's login name". Every sftp upstream
+// needs a host-key source: ftpgate never accepts a host key it cannot
+// check. An FTPS upstream's certificate is always verified against
 // tls_ca_file or the system roots and the host name (tls_server_name when
-// set); tls_cert_sha256 pins are checked in addition. The tls_* keys and
-// passive_use_reply_address are refused on sftp routes, and upstream_key,
-// known_hosts, host_key_sha256, use_fstat and concurrent_reads on FTPS
-// routes. user_at_host logins always use sftp.
+// set); tls_cert_sha256 pins are checked in addition. The tls_* keys are
+// refused on sftp and ftp routes, passive_use_reply_address on sftp
+// routes, and upstream_key, known_hosts, host_key_sha256, use_fstat and
+// concurrent_reads on FTP and FTPS routes. user_at_host logins use sftp
+// unless the rule that matches them sets user_at_host_scheme.
+//
+// Zones follow z/OS NETACCESS: a client belongs to the source zone with
+// the longest network that holds its address (IPv4-mapped IPv6 unmapped
+// first), and a network may not be in two zones. A partner belongs to the
+// destination zone of the longest network holding its IP literal, or of
+// the most specific host pattern matching its name (an exact name first,
+// then the pattern with the most literal characters). A client or partner
+// in no zone is matched only by rules without from (or to). Without a
+// rules section, routes and user_at_host decide alone, as they always
+// have. With one, a login that no rule matches is refused, and a route
+// must still exist for the user (or user_at_host allow the host).
 //
 // Decoding is strict: an unknown key, a value of the wrong type, a key given
 // twice and a second YAML document are all errors. Every problem found is
-// returned together in a *LoadError, ordered by line. An empty file (or one
-// holding only comments) is a valid policy that denies every login.
+// returned together in a *LoadError, ordered by line (problems in a
+// local_users_file come after, located in that file). An empty file (or
+// one holding only comments) is a valid policy that denies every login.
 //
-// Load does no I/O beyond reading r: it does not look at the files a policy
-// names, nor at the environment. CheckFiles looks at the files.
+// Load reads r and the local_users_file files the policy names: their
+// hashes are part of the decision, so a missing or unreadable one is an
+// error. It reads no other file (known_hosts, keys, secrets, certificates)
+// and not the environment; CheckFiles looks at those files, and Lint
+// looks for rules and networks that can never take effect.
 func Load(r io.Reader, name string) (*Policy, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxPolicyBytes+1))
 	if err != nil {
@@ -162,10 +231,27 @@ func Load(r io.Reader, name string) (*Policy, error) {
 			Msg:  fmt.Sprintf("file is larger than %d bytes; is this really a policy file?", maxPolicyBytes),
 		}}}
 	}
-	l := &loader{name: name}
+	return loadData(data, name, nil)
+}
+
+// loadData is Load after reading; readFile reads local_users_file files
+// (nil means readUsersFile, the file system). Tests pass their own.
+func loadData(data []byte, name string, readFile func(string) ([]byte, error)) (*Policy, error) {
+	l := &loader{name: name, readFile: readFile}
 	p := l.load(data)
 	if len(l.errs) > 0 {
-		sort.SliceStable(l.errs, func(i, j int) bool { return l.errs[i].Line < l.errs[j].Line })
+		// The policy file's problems first, by line; then those of the
+		// users files it names, by file and line.
+		sort.SliceStable(l.errs, func(i, j int) bool {
+			a, b := l.errs[i], l.errs[j]
+			if (a.File == name) != (b.File == name) {
+				return a.File == name
+			}
+			if a.File != b.File {
+				return a.File < b.File
+			}
+			return a.Line < b.Line
+		})
 		return nil, &LoadError{Errs: l.errs}
 	}
 	return p, nil
@@ -173,8 +259,9 @@ func Load(r io.Reader, name string) (*Policy, error) {
 
 // loader collects the problems of one Load call.
 type loader struct {
-	name string
-	errs []FieldError
+	name     string
+	errs     []FieldError
+	readFile func(string) ([]byte, error)
 }
 
 func (l *loader) errorf(line int, format string, args ...any) {
@@ -241,12 +328,30 @@ func (l *loader) load(data []byte) *Policy {
 		p.files = append(p.files, fileRef{what: "known_hosts", path: topKH, line: raw.KnownHosts.Line})
 	}
 
+	if raw.LocalUsersFile.ok() {
+		p.usersFile = l.usersFile(&raw.LocalUsersFile, "local_users_file", p)
+	}
+
 	if raw.UserAtHost != nil {
 		line := root.Line
 		if n := mapValue(root, "user_at_host"); n != nil {
 			line = n.Line
 		}
 		p.userAtHost = l.compileUserAtHost(raw.UserAtHost, line, topKH, p)
+	}
+
+	p.groups = l.compileGroups(raw.Groups, mapValue(root, "groups"))
+	p.zones = l.compileZones(raw.Zones, mapValue(root, "zones"), p.groups)
+	if n := mapValue(root, "rules"); n != nil {
+		p.hasRules = true
+		items, empty := seqItems(n)
+		for _, line := range empty {
+			l.errorf(line, "empty rule; remove the \"-\" or give the rule's keys")
+		}
+		if len(items) == 0 && len(empty) == 0 && !l.hasErrorAt(n.Line) {
+			l.errorf(n.Line, "rules is empty; list rules, or remove the key to let routes and user_at_host decide alone")
+		}
+		p.rules = l.compileRules(raw.Rules, items, p.zones, p.groups, p)
 	}
 
 	lines, empty := routeLines(mapValue(root, "routes"))
@@ -284,9 +389,54 @@ func (l *loader) load(data []byte) *Policy {
 		if ok {
 			p.byUser[key] = len(p.routes)
 			p.routes = append(p.routes, rt)
+			upLine := raw.Routes[i].Upstream.Line
+			if upLine == 0 {
+				upLine = line
+			}
+			p.routeDest = append(p.routeDest, l.routeDestZone(&rt, upLine, p))
 		}
 	}
 	return p
+}
+
+// hasErrorAt reports whether a problem has been reported at line.
+func (l *loader) hasErrorAt(line int) bool {
+	for _, e := range l.errs {
+		if e.File == l.name && e.Line == line {
+			return true
+		}
+	}
+	return false
+}
+
+// routeDestZone finds the destination zone of a route's partner and, for
+// a plain-FTP partner, checks that some warn rule with plain_ftp: true
+// could let a session through to it.
+func (l *loader) routeDestZone(rt *Route, upLine int, p *Policy) int {
+	addr, host := routeHostKey(rt.Upstream.Host)
+	dest, _ := p.zones.destZoneOf(addr, host)
+	if !rt.Upstream.IsPlainFTP() {
+		return dest
+	}
+	dz, user := p.zones.destName(dest), asciiLower(rt.User)
+	for i := range p.rules {
+		r := &p.rules[i]
+		if r.action == ActionWarn && r.plainFTP && r.matchesTo(dz) && r.matchesUser(user) {
+			return dest
+		}
+	}
+	l.errorf(upLine, "route %q: upstream ftp:// is plain FTP, and no rule with action: warn and plain_ftp: true can match it (destination zone %s, user %q); add one, or use ftpes:// or ftps://",
+		rt.Name, zoneText(dz), rt.User)
+	return dest
+}
+
+// routeHostKey splits a route's host into an address or a lower-cased name
+// for zone matching.
+func routeHostKey(h string) (netip.Addr, string) {
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a.Unmap(), ""
+	}
+	return netip.Addr{}, asciiLower(h)
 }
 
 // Rule names a route may not take, because decisions use them for other
@@ -365,26 +515,34 @@ func (l *loader) compileRoute(raw *rawRoute, line int, topKH string, p *Policy) 
 		}
 	}
 
-	up, upOK := l.compileUpstreamURL(&raw.Upstream, line, label)
+	up, upOK := l.compileUpstreamURL(&raw.Upstream, line, label, p.hasRules)
 	rt.Upstream = up
-	// ftps tells which scheme-specific keys apply. It is taken from the
-	// URL's scheme even when the rest of the URL is wrong, so that one
-	// mistake in the URL does not also bring complaints about keys.
-	ftps := up.IsFTPS()
+	// ftps and ftp tell which scheme-specific keys apply: ftps for FTP
+	// over TLS, ftp for any FTP partner (over TLS or plain), which logs in
+	// with USER and PASS. They are taken from the URL's scheme even when
+	// the rest of the URL is wrong, so that one mistake in the URL does
+	// not also bring complaints about keys.
+	ftps, ftp := up.IsFTPS(), up.speaksFTP()
 	if !upOK && raw.Upstream.ok() {
-		ftps = isFTPSScheme(raw.Upstream.V)
+		scheme := urlScheme(raw.Upstream.V)
+		ftps = scheme == "ftps" || scheme == "ftpes"
+		ftp = ftps || scheme == "ftp"
 	}
 
 	if authOK {
 		switch rt.Auth {
 		case AuthLocal:
 			if !raw.PasswordBcrypt.Set {
-				l.errorf(line, "%s: auth local needs password_bcrypt, the hash the client's password is checked against", label)
+				l.localUser(rt.User, line, label, p)
 			}
 			switch {
-			case ftps && !raw.UpstreamPassword.Set:
-				l.errorf(line, "%s: auth local needs upstream_password to log in at the FTPS partner", label)
-			case !ftps && !raw.UpstreamPassword.Set && !raw.UpstreamKey.Set:
+			case ftp && !raw.UpstreamPassword.Set:
+				kind := "FTPS"
+				if !ftps {
+					kind = "FTP"
+				}
+				l.errorf(line, "%s: auth local needs upstream_password to log in at the %s partner", label, kind)
+			case !ftp && !raw.UpstreamPassword.Set && !raw.UpstreamKey.Set:
 				l.errorf(line, "%s: auth local needs upstream_password or upstream_key to log in at the partner", label)
 			}
 			if upOK && up.User == "" {
@@ -397,13 +555,13 @@ func (l *loader) compileRoute(raw *rawRoute, line int, topKH string, p *Policy) 
 			if raw.UpstreamPassword.Set {
 				l.errorf(raw.UpstreamPassword.Line, "%s: upstream_password is not allowed with auth passthrough: the client's password is used", label)
 			}
-			if raw.UpstreamKey.Set && !ftps {
+			if raw.UpstreamKey.Set && !ftp {
 				l.errorf(raw.UpstreamKey.Line, "%s: upstream_key is not allowed with auth passthrough: the client's password is used", label)
 			}
 		}
 	}
-	if ftps {
-		// FTPS logs in with USER and PASS; SSH keys and SFTP options
+	if ftp {
+		// FTP logs in with USER and PASS; SSH keys and SFTP options
 		// have no meaning there.
 		for _, k := range []struct {
 			set  bool
@@ -416,7 +574,7 @@ func (l *loader) compileRoute(raw *rawRoute, line int, topKH string, p *Policy) 
 			{raw.ConcurrentReads.Set, raw.ConcurrentReads.Line, "concurrent_reads"},
 		} {
 			if k.set {
-				l.errorf(k.line, "%s: %s applies to sftp upstreams only; an FTPS partner logs in with USER and PASS (upstream_password)", label, k.key)
+				l.errorf(k.line, "%s: %s applies to sftp upstreams only; an FTP or FTPS partner logs in with USER and PASS (upstream_password)", label, k.key)
 			}
 		}
 		for _, k := range []struct {
@@ -442,7 +600,7 @@ func (l *loader) compileRoute(raw *rawRoute, line int, topKH string, p *Policy) 
 		p.files = append(p.files, fileRef{what: "upstream_key", path: raw.UpstreamKey.V, line: raw.UpstreamKey.Line})
 	}
 	rt.Upstream.KeyPassphrase = l.secret(&raw.UpstreamKeyPassphrase, "upstream_key_passphrase", p)
-	if raw.UpstreamKeyPassphrase.Set && !raw.UpstreamKey.Set && !ftps {
+	if raw.UpstreamKeyPassphrase.Set && !raw.UpstreamKey.Set && !ftp {
 		l.errorf(raw.UpstreamKeyPassphrase.Line, "%s: upstream_key_passphrase is set but upstream_key is not", label)
 	}
 
@@ -450,7 +608,13 @@ func (l *loader) compileRoute(raw *rawRoute, line int, topKH string, p *Policy) 
 		l.compileTLS(raw, &rt.Upstream, label, p)
 		return rt, len(l.errs) == nerr
 	}
-	l.noTLSKeys(raw, label)
+	l.noTLSKeys(raw, label, ftp)
+	if ftp {
+		// Plain FTP: no certificate, no host key; only the passive
+		// address choice applies.
+		rt.Upstream.PassiveUseReplyAddress = raw.PassiveUseReplyAddress.ok() && raw.PassiveUseReplyAddress.V
+		return rt, len(l.errs) == nerr
+	}
 
 	hk := l.hostKeys(&raw.KnownHosts, &raw.HostKeySHA256, topKH, line, label, true)
 	if hk.knownHostsLine > 0 {
@@ -556,8 +720,9 @@ func (l *loader) tlsFile(f *field[string], key, label string, p *Policy) string 
 	return f.V
 }
 
-// noTLSKeys reports the FTPS-only keys on a route that is not FTPS.
-func (l *loader) noTLSKeys(raw *rawRoute, label string) {
+// noTLSKeys reports the FTPS-only keys on a route that is not FTPS. A
+// plain-FTP route (ftp) may still set passive_use_reply_address.
+func (l *loader) noTLSKeys(raw *rawRoute, label string, ftp bool) {
 	for _, k := range []struct {
 		set  bool
 		line int
@@ -570,7 +735,7 @@ func (l *loader) noTLSKeys(raw *rawRoute, label string) {
 		{raw.TLSClientCert.Set, raw.TLSClientCert.Line, "tls_client_cert"},
 		{raw.TLSClientKey.Set, raw.TLSClientKey.Line, "tls_client_key"},
 		{raw.TLSServerName.Set, raw.TLSServerName.Line, "tls_server_name"},
-		{raw.PassiveUseReplyAddress.Set, raw.PassiveUseReplyAddress.Line, "passive_use_reply_address"},
+		{raw.PassiveUseReplyAddress.Set && !ftp, raw.PassiveUseReplyAddress.Line, "passive_use_reply_address"},
 	} {
 		if k.set {
 			l.errorf(k.line, "%s: %s applies to ftps:// and ftpes:// upstreams only", label, k.key)
@@ -581,7 +746,7 @@ func (l *loader) noTLSKeys(raw *rawRoute, label string) {
 // compileUpstreamURL checks a route's upstream URL and turns it into the
 // address part of an Upstream. Messages never repeat the URL itself, which
 // may hold a password by mistake.
-func (l *loader) compileUpstreamURL(f *field[string], line int, label string) (Upstream, bool) {
+func (l *loader) compileUpstreamURL(f *field[string], line int, label string, plainFTP bool) (Upstream, bool) {
 	if f.Bad {
 		return Upstream{}, false
 	}
@@ -589,7 +754,7 @@ func (l *loader) compileUpstreamURL(f *field[string], line int, label string) (U
 		l.errorf(line, "%s: upstream is required (sftp://, ftps:// or ftpes://[user@]host[:port][/dir])", label)
 		return Upstream{}, false
 	}
-	up, msg := parseUpstreamURL(f.V)
+	up, msg := parseUpstreamURL(f.V, plainFTP)
 	if msg != "" {
 		l.errorf(f.Line, "%s: upstream: %s", label, msg)
 		return Upstream{}, false
@@ -737,6 +902,13 @@ var yamlTypeNames = strings.NewReplacer(
 	"policy.rawUserAtHost", "user_at_host",
 	"policy.rawRoute", "route",
 	"policy.rawPolicy", "the top level",
+	"*policy.rawZones", "zones",
+	"policy.rawZones", "zones",
+	"policy.rawSourceZone", "a source zone",
+	"policy.rawDestZone", "a destination zone",
+	"policy.rawRule", "rule",
+	"*policy.rawDataPorts", "data_ports",
+	"policy.rawDataPorts", "data_ports",
 )
 
 // yamlKindRE matches the library's message for a value of the wrong kind,
@@ -746,10 +918,21 @@ var yamlKindRE = regexp.MustCompile(`^cannot unmarshal !!(\w+)(?: .*)? into (\S+
 var yamlTagNames = map[string]string{"seq": "a list", "map": "a mapping"}
 
 var yamlWantNames = map[string]string{
-	"[]policy.rawRoute":     "a list of routes",
-	"policy.rawRoute":       "a route (a mapping of keys)",
-	"*policy.rawUserAtHost": "a mapping of user_at_host settings",
-	"policy.rawUserAtHost":  "a mapping of user_at_host settings",
+	"[]policy.rawRoute":               "a list of routes",
+	"policy.rawRoute":                 "a route (a mapping of keys)",
+	"*policy.rawUserAtHost":           "a mapping of user_at_host settings",
+	"policy.rawUserAtHost":            "a mapping of user_at_host settings",
+	"[]policy.rawRule":                "a list of rules",
+	"policy.rawRule":                  "a rule (a mapping of keys)",
+	"*policy.rawZones":                "a mapping with sources and destinations",
+	"policy.rawZones":                 "a mapping with sources and destinations",
+	"map[string]policy.rawSourceZone": "a mapping of source zones by name",
+	"map[string]policy.rawDestZone":   "a mapping of destination zones by name",
+	"policy.rawSourceZone":            "a source zone (a mapping with networks, users, groups)",
+	"policy.rawDestZone":              "a destination zone (a mapping with networks, hosts)",
+	"map[string]policy.field[[]github.com/ftpgate/ftpgate/policy.field[string]]": "a mapping of groups by name, each a list of users",
+	"*policy.rawDataPorts": "a mapping of data_ports settings",
+	"policy.rawDataPorts":  "a mapping of data_ports settings",
 }
 
 // yamlError turns an error from the YAML library into located messages.
@@ -782,6 +965,20 @@ func (l *loader) yamlError(err error) {
 		m = yamlTypeNames.Replace(m)
 		l.errs = append(l.errs, FieldError{File: l.name, Line: line, Msg: m})
 	}
+}
+
+// mapKey returns the key node for key in mapping m, or nil.
+func mapKey(m *yaml.Node, key string) *yaml.Node {
+	m = resolveAlias(m)
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if k := m.Content[i]; k.Kind == yaml.ScalarNode && k.Value == key {
+			return k
+		}
+	}
+	return nil
 }
 
 // mapValue returns the value node for key in mapping m, or nil.
@@ -819,6 +1016,49 @@ func routeLines(n *yaml.Node) (lines, empty []int) {
 		}
 	}
 	return lines, empty
+}
+
+// seqItems is routeLines for the rules: the item nodes that decode into a
+// rawRule, and the lines of empty items.
+func seqItems(n *yaml.Node) (items []*yaml.Node, empty []int) {
+	n = resolveAlias(n)
+	if n == nil || n.Kind != yaml.SequenceNode {
+		return nil, nil
+	}
+	for _, item := range n.Content {
+		switch r := resolveAlias(item); {
+		case r == nil:
+		case r.Kind == yaml.MappingNode:
+			items = append(items, r)
+		case r.Kind == yaml.ScalarNode && r.ShortTag() == "!!null":
+			empty = append(empty, item.Line)
+		}
+	}
+	return items, empty
+}
+
+// localUser checks that an auth local route without password_bcrypt has
+// an entry in a local_users_file: the top-level one or a rule's.
+func (l *loader) localUser(user string, line int, label string, p *Policy) {
+	var files []string
+	if p.usersFile != "" {
+		files = append(files, p.usersFile)
+	}
+	for i := range p.rules {
+		if f := p.rules[i].usersFile; f != "" && !slices.Contains(files, f) {
+			files = append(files, f)
+		}
+	}
+	if len(files) == 0 {
+		l.errorf(line, "%s: auth local needs password_bcrypt, the hash the client's password is checked against (or a local_users_file with an entry for the user)", label)
+		return
+	}
+	for _, f := range files {
+		if p.userFiles[f][asciiLower(user)] != "" {
+			return
+		}
+	}
+	l.errorf(line, "%s: auth local without password_bcrypt needs an entry for user %q in local_users_file (%s)", label, user, strings.Join(files, ", "))
 }
 
 func resolveAlias(n *yaml.Node) *yaml.Node {

@@ -824,6 +824,13 @@ func FuzzLoad(f *testing.F) {
 	for _, tc := range ftpsLoadErrorTests {
 		f.Add([]byte(fixture(f, tc.text)))
 	}
+	f.Add([]byte(fixture(f, zonePolicy)))
+	for _, tc := range ruleLoadErrorTests {
+		f.Add([]byte(fixture(f, tc.text)))
+	}
+	for _, tc := range lintTests {
+		f.Add([]byte(fixture(f, tc.text)))
+	}
 	f.Add([]byte("a: &a [*a, *a]\nb: *a\n"))
 	f.Add([]byte("version: 1\nroutes:\n  - &r {user: a, upstream: 'sftp://h', known_hosts: /k}\n  - *r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -853,10 +860,20 @@ func FuzzLoad(f *testing.F) {
 				!up.IsFTPS() && up.KnownHosts == "" && len(up.HostKeySHA256) == 0 {
 				t.Fatalf("Load accepted an incomplete route %+v", r)
 			}
-			if d := p.Login(LoginRequest{User: r.User}); !d.Allow {
+			// Without rules every route can be logged in to; with
+			// rules, the rules decide.
+			if d := p.Login(LoginRequest{User: r.User}); !d.Allow && !p.HasRules() {
 				t.Fatalf("Login(%q) denied for a loaded route: %+v", r.User, d)
+			}
+			if r.Upstream.IsPlainFTP() && !p.HasRules() {
+				t.Fatalf("Load accepted a plain-FTP route without rules: %+v", r)
 			}
 		}
 		_ = p.Login(LoginRequest{User: "x@localhost"})
+		for _, fe := range p.Lint() {
+			if fe.Msg == "" || fe.Line < 1 {
+				t.Fatalf("Lint finding without a location: %+v", fe)
+			}
+		}
 	})
 }

@@ -7,6 +7,18 @@
 // clock, and it denies by default. Credentials are references (a file or an
 // environment variable) resolved only when the upstream is dialled, and their
 // String methods never print a value.
+//
+// A policy may put clients and partners in zones (named networks, as z/OS
+// NETACCESS does: the most specific network wins) and decide with ordered
+// rules, first match wins, default deny: upgrade (SFTP or FTPS), block, or
+// warn (a migration mode that may reach a plain-FTP partner and marks the
+// session insecure). The Decision of an allowed login then carries the
+// rule's session controls, which the proxy asks about as the session goes
+// on: Command, Path, SiteFiletypeAllowed, MaxFileSize, DataPorts and
+// RequireTLS, all pure. A policy without rules decides as routes and
+// user_at_host always have. Policy.Explain tells how a login is decided,
+// and Policy.Lint finds rules, routes and networks that can never take
+// effect.
 package policy
 
 import (
@@ -118,6 +130,18 @@ type Upstream struct {
 // TLS) or "ftpes" (explicit TLS with AUTH TLS).
 func (u Upstream) IsFTPS() bool { return u.Scheme == "ftps" || u.Scheme == "ftpes" }
 
+// IsPlainFTP reports whether the upstream is a plain-FTP partner (scheme
+// "ftp"): the session crosses the network in clear text. Load accepts such
+// a route only when a rule with action warn and plain_ftp: true can match
+// it, and Login allows it only under such a rule, with Decision.Insecure
+// set.
+func (u Upstream) IsPlainFTP() bool { return u.Scheme == "ftp" }
+
+// speaksFTP reports whether the partner is reached with the FTP protocol
+// (plain or over TLS) rather than SFTP: it logs in with USER and PASS, and
+// SSH keys and SFTP options mean nothing there.
+func (u Upstream) speaksFTP() bool { return u.IsFTPS() || u.IsPlainFTP() }
+
 // clone returns a copy of u that shares no slices with u.
 func (u Upstream) clone() Upstream {
 	u.HostKeySHA256 = slices.Clone(u.HostKeySHA256)
@@ -145,18 +169,58 @@ type Route struct {
 
 // LoginRequest is what the proxy knows when a client has sent USER and PASS.
 type LoginRequest struct {
-	Client netip.Addr // the client's address, unmapped (IPv4 as IPv4)
+	Client netip.Addr // the client's address; IPv4-mapped IPv6 is unmapped by Login
 	User   string     // the USER argument exactly as sent
+	// TLS reports whether the control connection is protected (AUTH TLS
+	// done). A rule with require_tls: true refuses the login without it.
+	TLS bool
 }
 
-// Decision is the answer to a LoginRequest.
+// Actions a Decision can carry. A refused login always has ActionBlock,
+// and an allowed one ActionUpgrade or ActionWarn.
+const (
+	// ActionUpgrade carries the session over SFTP or FTPS.
+	ActionUpgrade = "upgrade"
+	// ActionBlock refuses it.
+	ActionBlock = "block"
+	// ActionWarn is the migration mode of a rule with action: warn: the
+	// session is allowed, and when it goes to a plain-FTP partner every
+	// record of it is marked insecure (Decision.Insecure).
+	ActionWarn = "warn"
+)
+
+// Decision is the answer to a LoginRequest. It is a plain value: the
+// methods that answer later questions about the session (Command, Path,
+// SiteFiletypeAllowed, MaxFileSize, DataPorts, RequireTLS) are pure
+// functions of it and need no policy.
 type Decision struct {
-	Allow  bool
-	Rule   string // what decided: a route name, "user@host", or "default-deny"
+	Allow bool
+	// Rule names what decided: a rule of the rules: section, a route name
+	// (for a policy without rules), "user@host", "default-deny", or
+	// "zone:NAME" when the users list of source zone NAME refused the user.
+	Rule   string
 	Reason string // why, for the log and the audit trail; never a secret
 	Auth   AuthMode
-	// Route is the matched route, nil for user@host sessions.
+	// Route is the matched route, nil for user@host sessions. For an
+	// AuthLocal login whose hash comes from a local_users_file,
+	// Route.PasswordBcrypt holds that hash.
 	Route *Route
 	// Upstream is the partner to dial, with user@host values filled in.
 	Upstream Upstream
+
+	// Zone is the client's source zone ("" when no zone's networks hold
+	// the address), DestZone the partner's destination zone ("" when
+	// none matches or the partner is not known).
+	Zone     string
+	DestZone string
+	// Action is ActionUpgrade or ActionWarn for an allowed login and
+	// ActionBlock for a refused one.
+	Action string
+	// Insecure is set when a warn rule lets the session go to a
+	// plain-FTP partner: every record of the session should say so.
+	Insecure bool
+
+	// ctl holds the session controls of the rule that allowed the login;
+	// nil for a policy without rules. It points into the immutable Policy.
+	ctl *controls
 }

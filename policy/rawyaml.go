@@ -12,10 +12,61 @@ import (
 // loader then validates them into Route and userAtHostRule values.
 
 type rawPolicy struct {
-	Version    field[int]     `yaml:"version"`
-	KnownHosts field[string]  `yaml:"known_hosts"`
-	UserAtHost *rawUserAtHost `yaml:"user_at_host"`
-	Routes     []rawRoute     `yaml:"routes"`
+	Version        field[int]                        `yaml:"version"`
+	KnownHosts     field[string]                     `yaml:"known_hosts"`
+	LocalUsersFile field[string]                     `yaml:"local_users_file"`
+	UserAtHost     *rawUserAtHost                    `yaml:"user_at_host"`
+	Zones          *rawZones                         `yaml:"zones"`
+	Groups         map[string]field[[]field[string]] `yaml:"groups"`
+	Routes         []rawRoute                        `yaml:"routes"`
+	Rules          []rawRule                         `yaml:"rules"`
+}
+
+type rawZones struct {
+	Sources      map[string]rawSourceZone `yaml:"sources"`
+	Destinations map[string]rawDestZone   `yaml:"destinations"`
+}
+
+type rawSourceZone struct {
+	Networks field[[]field[string]] `yaml:"networks"`
+	Users    field[[]field[string]] `yaml:"users"`
+	Groups   field[[]field[string]] `yaml:"groups"`
+}
+
+type rawDestZone struct {
+	Networks field[[]field[string]] `yaml:"networks"`
+	Hosts    field[[]field[string]] `yaml:"hosts"`
+}
+
+type rawRule struct {
+	Name   field[string]          `yaml:"name"`
+	From   field[[]field[string]] `yaml:"from"`
+	To     field[[]field[string]] `yaml:"to"`
+	Users  field[[]field[string]] `yaml:"users"`
+	Groups field[[]field[string]] `yaml:"groups"`
+	Action field[string]          `yaml:"action"`
+
+	// upgrade and warn rules only.
+	Protocols            field[[]field[string]] `yaml:"protocols"`
+	UserAtHostScheme     field[string]          `yaml:"user_at_host_scheme"`
+	PlainFTP             field[bool]            `yaml:"plain_ftp"`
+	LocalUsersFile       field[string]          `yaml:"local_users_file"`
+	RequireTLS           field[bool]            `yaml:"require_tls"`
+	ReadOnly             field[bool]            `yaml:"read_only"`
+	AllowCommands        field[[]field[string]] `yaml:"allow_commands"`
+	DenyCommands         field[[]field[string]] `yaml:"deny_commands"`
+	AllowSiteFiletype    field[[]field[string]] `yaml:"allow_site_filetype"`
+	AllowSiteDiagnostics field[[]field[string]] `yaml:"allow_site_diagnostics"`
+	Paths                field[[]field[string]] `yaml:"paths"`
+	MaxFileSize          field[string]          `yaml:"max_file_size"`
+	DataPorts            *rawDataPorts          `yaml:"data_ports"`
+}
+
+type rawDataPorts struct {
+	Active         field[bool]   `yaml:"active"`
+	ForeignAddress field[bool]   `yaml:"foreign_address"`
+	LowPorts       field[bool]   `yaml:"low_ports"`
+	PassivePorts   field[string] `yaml:"passive_ports"`
 }
 
 type rawUserAtHost struct {

@@ -18,24 +18,25 @@ import (
 // defaultPorts are the ports each upstream scheme defaults to: SSH, FTPS
 // with implicit TLS (RFC 4217 section 2 calls it deprecated, but it is what
 // port 990 speaks) and FTP with AUTH TLS on the FTP control port.
-var defaultPorts = map[string]int{"sftp": 22, "ftps": 990, "ftpes": 21}
+// Plain FTP (ftp) listens on the FTP control port.
+var defaultPorts = map[string]int{"sftp": 22, "ftps": 990, "ftpes": 21, "ftp": 21}
 
-// isFTPSScheme reports whether s starts with an FTPS scheme, ignoring case.
-// It looks only at the scheme, so it also answers for URLs that are
+// urlScheme returns the lower-cased scheme of s, "" when it has none. It
+// looks only at the scheme, so it also answers for URLs that are
 // otherwise wrong.
-func isFTPSScheme(s string) bool {
+func urlScheme(s string) string {
 	scheme, _, ok := strings.Cut(s, "://")
 	if !ok {
-		return false
+		return ""
 	}
-	scheme = asciiLower(scheme)
-	return scheme == "ftps" || scheme == "ftpes"
+	return asciiLower(scheme)
 }
 
 // parseUpstreamURL turns sftp://, ftps:// or ftpes://[user@]host[:port][/dir]
-// into the address part of an Upstream. On failure it returns a message
-// that does not repeat the URL, which may hold a password by mistake.
-func parseUpstreamURL(s string) (Upstream, string) {
+// into the address part of an Upstream; with plainFTP (a policy with
+// rules) ftp:// as well. On failure it returns a message that does not
+// repeat the URL, which may hold a password by mistake.
+func parseUpstreamURL(s string, plainFTP bool) (Upstream, string) {
 	u, err := url.Parse(s)
 	if err != nil {
 		// url.Error repeats the whole URL; keep only the reason.
@@ -51,8 +52,8 @@ func parseUpstreamURL(s string) (Upstream, string) {
 	// url.Parse lower-cases the scheme.
 	port, ok := defaultPorts[u.Scheme]
 	switch {
-	case u.Scheme == "ftp":
-		return Upstream{}, "scheme \"ftp\" not supported: ftpgate never carries a session in clear text; use ftpes:// (AUTH TLS) or ftps:// (implicit TLS)"
+	case u.Scheme == "ftp" && !plainFTP:
+		return Upstream{}, "scheme \"ftp\" not supported: ftpgate never carries a session in clear text; use ftpes:// (AUTH TLS) or ftps:// (implicit TLS) (a migration can allow it for a partner with a rules: entry with action: warn and plain_ftp: true)"
 	case !ok:
 		return Upstream{}, "scheme " + strconv.Quote(u.Scheme) + " not supported (want sftp, ftps or ftpes)"
 	}

@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -53,6 +54,9 @@ func run(ctx context.Context, stopSignals func(), args []string, env map[string]
 	case "demo":
 		return cmdDemo(ctx, stopSignals, env, stdout, stderr)
 	case "check":
+		if slices.Contains(args[1:], "--explain") {
+			return cmdExplain(args[1:], env, stdout, stderr)
+		}
 		return cmdCheck(env, stdout, stderr)
 	case "audit":
 		return cmdAudit(args[1:], env, stdout, stderr)
@@ -74,6 +78,8 @@ commands:
   serve     run the proxy; configuration from FTPGATE_* environment variables
   demo      run a self-contained demo (proxy on 127.0.0.1:2121, in-process SFTP partner)
   check     validate the configuration and the policy file, print the effective routes
+  check --explain --from ADDR --user NAME [--to HOST[:PORT]] [--tls]
+            show the zone, rule, route and action a login would get
   audit verify [--partial] FILE...
             check the audit chain of record files given in order (key from
             FTPGATE_AUDIT_KEY_FILE or FTPGATE_AUDIT_KEY)

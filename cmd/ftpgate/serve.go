@@ -200,6 +200,10 @@ func cmdCheck(env map[string]string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		bad++
 	}
+	for _, f := range pol.Lint() {
+		fmt.Fprintln(stderr, f.Error())
+		bad++
+	}
 	fmt.Fprintf(stdout, "configuration ok: listen %s, passive ports %s, policy %s\n", cfg.Listen, orAny(cfg.PasvPorts), cfg.Policy)
 	if pol.UserAtHostEnabled() {
 		fmt.Fprintln(stdout, "user@host routing: enabled")
