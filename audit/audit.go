@@ -380,6 +380,12 @@ func (e *Emitter) beginSessionLocked(typ string, s *Session) *enc {
 	if s.User != "" {
 		r.clientStr("user", s.User)
 	}
+	if s.Zone != "" {
+		r.str("zone", s.Zone)
+	}
+	if s.Insecure {
+		r.bool("insecure", true)
+	}
 	return r
 }
 
@@ -488,6 +494,10 @@ type Session struct {
 	ID     string // unique per process run
 	Client string // client address, host:port
 	User   string // the USER argument, once known
+	Zone   string // the client's source zone, once the policy decided
+	// Insecure marks every record of a session carried to a plain-FTP
+	// partner under a warn rule.
+	Insecure bool
 }
 
 // SessionStart records a new control connection, before the greeting.

@@ -149,7 +149,7 @@ func (s *session) cmdPASS(arg string) reply {
 			return s.loginFailed("lockout", reason)
 		}
 	}
-	dec := s.srv.Policy().Login(policy.LoginRequest{Client: s.remote.Addr(), User: s.user})
+	dec := s.srv.Policy().Login(policy.LoginRequest{Client: s.remote.Addr(), User: s.user, TLS: s.tls})
 	// VerifyPassword runs first, also for a denied login (it spends one
 	// bcrypt comparison then), so the reply time does not tell whether
 	// the user exists.
@@ -648,7 +648,7 @@ func (s *session) cmdSTOU(arg string) reply {
 }
 
 func (s *session) store(verb, arg, p string, opt translate.StoreOptions, dir string) reply {
-	typ, up := s.typ, s.up
+	typ, up, max := s.typ, s.up, s.decision.MaxFileSize()
 	preamble := fmt.Sprintf("Ok to send data (%s mode).", typeName(typ))
 	if verb == "STOU" {
 		preamble = "FILE: " + path.Base(p)
@@ -659,8 +659,11 @@ func (s *session) store(verb, arg, p string, opt translate.StoreOptions, dir str
 		preamble: preamble,
 		run: func(ctx context.Context, data *dataConn) (int64, error) {
 			var r io.Reader = data
+			if max > 0 {
+				r = &limitReader{r: data, max: max}
+			}
 			if typ == 'A' {
-				r = translate.NewASCIIReader(data)
+				r = translate.NewASCIIReader(r)
 			}
 			return up.Store(ctx, p, r, opt)
 		},
@@ -837,7 +840,7 @@ func (s *session) cmdSITE(arg string) reply {
 	}
 	if ft, ok := siteFiletype(arg); ok {
 		s.filetype = ft
-		if ft != "SEQ" {
+		if !s.decision.SiteFiletypeAllowed(ft) {
 			// JES submits jobs and SQL runs Db2 queries on a z/OS partner;
 			// the talk's advice is to switch both off. The mode is kept,
 			// so the transfers that follow are refused too: the z/OS
@@ -898,13 +901,26 @@ func (s *session) setData(d *dataSetup) {
 	s.data = d
 }
 
+// passiveRange is the rule's passive port range, or the server's.
+func (s *session) passiveRange() PortRange {
+	if pr := s.decision.DataPorts().PassivePorts; pr.Min != 0 {
+		return PortRange{Min: pr.Min, Max: pr.Max}
+	}
+	return s.srv.PassivePorts
+}
+
 // checkActive applies the bounce protections to a PORT/EPRT target.
 func (s *session) checkActive(ap netip.AddrPort) (reply, bool) {
-	if !s.srv.AllowForeignDataAddress && ap.Addr().Unmap() != s.remote.Addr() {
+	rules := s.decision.DataPorts()
+	if !rules.Active {
+		s.log.Warn().Str("rule", s.decision.Rule).Msg("refused PORT/EPRT: the rule allows passive mode only")
+		return rep(codeNotImplemented, "Active mode is not allowed here; use PASV or EPSV."), false
+	}
+	if !s.srv.AllowForeignDataAddress && !rules.ForeignAddress && ap.Addr().Unmap() != s.remote.Addr() {
 		s.log.Warn().Str("target", ap.String()).Msg("refused data connection to a foreign address")
 		return rep(codeSyntaxArg, "Data connection to another address refused."), false
 	}
-	if !s.srv.AllowLowDataPorts && ap.Port() < 1024 {
+	if !s.srv.AllowLowDataPorts && !rules.LowPorts && ap.Port() < 1024 {
 		s.log.Warn().Str("target", ap.String()).Msg("refused data connection to a low port")
 		return rep(codeSyntaxArg, "Data connection to a port below 1024 refused."), false
 	}
@@ -952,7 +968,7 @@ func (s *session) cmdPASV(string) reply {
 	if !local.Is4() {
 		return rep(codeBadProtocol, "PASV is for IPv4; use EPSV.")
 	}
-	ln, err := listenPassive(s.ctx, local, s.srv.PassivePorts)
+	ln, err := listenPassive(s.ctx, local, s.passiveRange())
 	if err != nil {
 		s.log.Warn().Err(err).Msg("passive listen failed")
 		return rep(codeCantOpenData, "Cannot open passive connection.")
@@ -987,7 +1003,7 @@ func (s *session) cmdEPSV(arg string) reply {
 	default:
 		return rep(codeSyntaxArg, "Unrecognised EPSV argument.")
 	}
-	ln, err := listenPassive(s.ctx, local, s.srv.PassivePorts)
+	ln, err := listenPassive(s.ctx, local, s.passiveRange())
 	if err != nil {
 		s.log.Warn().Err(err).Msg("passive listen failed")
 		return rep(codeCantOpenData, "Cannot open passive connection.")

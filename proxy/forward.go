@@ -50,7 +50,7 @@ func (s *session) forward(fwd translate.Forwarder, verb, arg string) reply {
 	if verb == "SITE" {
 		if ft, ok := siteFiletype(arg); ok {
 			s.filetype = ft
-			if ft != "SEQ" {
+			if !s.decision.SiteFiletypeAllowed(ft) {
 				return rep(codeFileUnavailable, "SITE FILETYPE="+ft+" is not allowed through ftpgate.")
 			}
 		}

@@ -139,7 +139,8 @@ func (s *session) transition(from, to SessionState) {
 }
 
 func (s *session) recordSession() audit.Session {
-	return audit.Session{ID: s.id, Client: s.remote.String(), User: s.user}
+	return audit.Session{ID: s.id, Client: s.remote.String(), User: s.user,
+		Zone: s.decision.Zone, Insecure: s.decision.Insecure}
 }
 
 // refuse answers a connection the server will not serve and closes it.
@@ -358,10 +359,11 @@ func (s *session) dispatch(verb, arg string) {
 		switch {
 		case strings.ContainsRune(arg, 0):
 			r = rep(codeSyntaxArg, "NUL in argument.")
-		case filetypeBlocks[verb] && s.filetype != "" && s.filetype != "SEQ":
+		case filetypeBlocks[verb] && s.filetype != "" && !s.decision.SiteFiletypeAllowed(s.filetype):
 			r = rep(codeFileUnavailable, "FILETYPE="+s.filetype+" is in force and not allowed through ftpgate; send SITE FILETYPE=SEQ.")
 		case s.upLost.Load():
 			r = rep(codeUnavailable, "Connection to the partner was lost, closing control connection.")
+		case s.policyRefuses(verb, arg, &r):
 		default:
 			s.waitTransfer()
 			r = s.forward(fwd, verb, arg)
@@ -381,6 +383,7 @@ func (s *session) dispatch(verb, arg string) {
 		r = rep(codeSyntaxArg, "NUL in argument.")
 	case filetypeBlocks[verb] && s.filetype != "" && s.filetype != "SEQ":
 		r = rep(codeFileUnavailable, "FILETYPE="+s.filetype+" is in force and not allowed through ftpgate; send SITE FILETYPE=SEQ.")
+	case s.loggedIn && s.policyRefuses(verb, arg, &r):
 	case spec.needsLogin && s.upLost.Load() && spec.usesUpstream:
 		r = rep(codeUnavailable, "Connection to the partner was lost, closing control connection.")
 		s.quit, s.endReason = true, "upstream lost"
