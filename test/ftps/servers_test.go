@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/ftpgate/ftpgate/policy"
+	"github.com/ftpgate/ftpgate/test/peers"
 	"github.com/ftpgate/ftpgate/translate/ftpstest"
 )
 
@@ -91,7 +92,7 @@ func (s *server) stop() {
 	if cmd == nil {
 		return
 	}
-	killTree(cmd.Process.Pid)
+	peers.KillTree(cmd.Process.Pid)
 	<-done
 }
 
@@ -199,7 +200,7 @@ func (s *server) run(argv []string, logFile string, ready func(ctx context.Conte
 	// vsftpd writes its start-up errors ("500 OOPS: ...") to descriptor
 	// 0, so that goes to the log too.
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = lf, lf, lf
-	cmd.SysProcAttr = daemonProcAttr()
+	cmd.SysProcAttr = peers.DaemonProcAttr()
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -230,7 +231,7 @@ func (s *server) run(argv []string, logFile string, ready func(ctx context.Conte
 		}
 		select {
 		case <-ctx.Done():
-			killTree(cmd.Process.Pid)
+			peers.KillTree(cmd.Process.Pid)
 			<-done
 			return fmt.Errorf("%s did not answer within %v", s.name, startTimeout)
 		case <-time.After(50 * time.Millisecond):

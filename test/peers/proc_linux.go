@@ -10,25 +10,25 @@ import (
 	"syscall"
 )
 
-// daemonProcAttr returns the process attributes for a daemon started by a
+// DaemonProcAttr returns the process attributes for a daemon started by a
 // test. Pdeathsig makes the kernel kill the daemon when the test binary dies
 // without running its cleanups (a go test -timeout panic, a SIGKILL), so no
 // sshd is left listening on the machine. The signal fires when the OS thread
 // that started the daemon exits, which the Go runtime does only for a
 // goroutine that exits while locked to its thread (runtime.LockOSThread); no
 // helper here does that.
-func daemonProcAttr() *syscall.SysProcAttr {
+func DaemonProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 }
 
-// killTree kills pid and every process descended from it, with SIGKILL.
+// KillTree kills pid and every process descended from it, with SIGKILL.
 //
 // sshd forks one process per connection and puts it in a new session, so
 // killing the listener, or its process group, leaves established connections
 // running. A fault test that stops the server wants them gone too. Each
 // process is stopped (SIGSTOP) before its children are listed, so none can
 // fork a child that escapes, and only then is every one of them killed.
-func killTree(pid int) {
+func KillTree(pid int) {
 	stopped := map[int]bool{pid: true}
 	_ = syscall.Kill(pid, syscall.SIGSTOP)
 	for {

@@ -7,14 +7,14 @@ import (
 	"syscall"
 )
 
-// daemonProcAttr returns no special attributes: only Linux can tie the
+// DaemonProcAttr returns no special attributes: only Linux can tie the
 // daemon's life to the test binary's (see proc_linux.go).
-func daemonProcAttr() *syscall.SysProcAttr { return nil }
+func DaemonProcAttr() *syscall.SysProcAttr { return nil }
 
-// killTree kills pid only. Without /proc there is no cheap way to find the
+// KillTree kills pid only. Without /proc there is no cheap way to find the
 // per-connection processes sshd forked, so established connections may
 // outlive Stop on this platform.
-func killTree(pid int) {
+func KillTree(pid int) {
 	if p, err := os.FindProcess(pid); err == nil {
 		_ = p.Kill()
 	}

@@ -321,7 +321,7 @@ func (s *SSHD) start(ctx context.Context) error {
 	cmd := exec.Command(s.bin, "-D", "-e", "-f", s.configFile)
 	cmd.Stdout = log
 	cmd.Stderr = log
-	cmd.SysProcAttr = daemonProcAttr()
+	cmd.SysProcAttr = DaemonProcAttr()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("peers: start sshd: %w", err)
 	}
@@ -354,7 +354,7 @@ func (s *SSHD) start(ctx context.Context) error {
 		}
 		return fmt.Errorf("peers: sshd exited during start-up: %s", cmd.ProcessState)
 	case err != nil:
-		killTree(cmd.Process.Pid)
+		KillTree(cmd.Process.Pid)
 		<-p.done
 		return fmt.Errorf("peers: sshd did not answer on %s within %v: %w", s.Addr, sshdReadyTimeout, err)
 	}
@@ -391,7 +391,7 @@ func (s *SSHD) Stop() {
 	if p == nil {
 		return
 	}
-	killTree(p.cmd.Process.Pid)
+	KillTree(p.cmd.Process.Pid)
 	<-p.done
 }
 
