@@ -1,0 +1,14 @@
+package e2e
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package's test run if any goroutine is still running
+// after the last test: every server, session, transfer and upstream a test
+// starts must be gone by then.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
