@@ -1,0 +1,14 @@
+package interop
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// TestMain fails the package's test run if any goroutine is still running
+// after the last test: every gate, session and pooled partner connection a
+// test starts must be gone by then.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
