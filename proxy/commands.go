@@ -649,6 +649,21 @@ func (s *session) cmdSTOU(arg string) reply {
 
 func (s *session) store(verb, arg, p string, opt translate.StoreOptions, dir string) reply {
 	typ, up, max := s.typ, s.up, s.decision.MaxFileSize()
+	// Refuse before the 150 what the partner would refuse anyway: RFC
+	// 959 allows no 550 after a STOR's preliminary reply, and a target
+	// that is a directory or lies in a missing one is known now.
+	ctx, cancel := s.opCtx()
+	parent, perr := up.Stat(ctx, path.Dir(p))
+	target, terr := up.Stat(ctx, p)
+	cancel()
+	switch {
+	case perr != nil:
+		return s.upstreamErr(perr)
+	case !parent.IsDir():
+		return rep(codeFileUnavailable, "Not a directory.")
+	case terr == nil && target.IsDir():
+		return rep(codeFileUnavailable, "Is a directory.")
+	}
 	preamble := fmt.Sprintf("Ok to send data (%s mode).", typeName(typ))
 	if verb == "STOU" {
 		preamble = "FILE: " + path.Base(p)
@@ -750,16 +765,38 @@ func (s *session) cmdLIST(arg string) reply {
 // directory (the z/OS client's MGET and MDELETE depend on it) and no match
 // is 550.
 func (s *session) cmdNLST(arg string) reply {
+	a := stripListFlags(arg)
 	ctx, cancel := s.opCtx()
-	entries, err := s.listing(ctx, stripListFlags(arg))
+	entries, err := s.listing(ctx, a)
+	var target fs.FileInfo
+	if err == nil && a != "" && !hasGlob(path.Base(a)) {
+		target, err = s.up.Stat(ctx, s.resolve(a))
+	}
 	cancel()
 	if err != nil {
 		return s.upstreamErr(err)
 	}
+	// Names come back as the client must send them to RETR or DELE them
+	// from where it is, as vsftpd and the z/OS server answer: "NLST sub"
+	// and "NLST sub/*.txt" give "sub/x.txt", "NLST x.txt" gives "x.txt".
+	prefix := ""
+	switch {
+	case a == "":
+	case hasGlob(path.Base(a)):
+		if d := path.Dir(a); d != "." {
+			prefix = strings.TrimSuffix(d, "/") + "/"
+		}
+	case target != nil && target.IsDir():
+		prefix = strings.TrimSuffix(a, "/") + "/"
+	case target != nil:
+		if translate.ListableName(a) {
+			return s.listTransfer("NLST", arg, []byte(a+"\r\n"))
+		}
+	}
 	var body []byte
 	for _, fi := range entries {
 		if translate.ListableName(fi.Name()) {
-			body = append(append(body, fi.Name()...), '\r', '\n')
+			body = append(append(append(body, prefix...), fi.Name()...), '\r', '\n')
 		}
 	}
 	return s.listTransfer("NLST", arg, body)

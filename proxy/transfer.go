@@ -430,12 +430,18 @@ func abortiveClose(c net.Conn) {
 	raw.Close()
 }
 
-// closeGracefully ends a good transfer with FIN, never RST: the z/OS
-// client rates a transfer's check confidence High only when the data
-// connection ends with FIN. CloseWrite sends the FIN at once; the close
-// that follows sends no RST because nothing unread is left (a STOR was
-// read to EOF, and a RETR client sends nothing). It does not wait for the
-// client's FIN: clients may read the 226 before they close their end.
+// closeGracefully ends a good transfer with FIN, never RST, and returns
+// only when the client's TCP has acknowledged every byte: the final reply
+// must not overtake data still queued for a slow reader (the z/OS client
+// rates a transfer's check confidence High only when the 226 comes after
+// the complete data and a FIN). CloseWrite sends the FIN (a TLS
+// close_notify first on a protected connection); waitSent then waits,
+// up to the transfer-idle timeout, until the kernel's send queue is empty.
+// (SO_LINGER would do the same, but lingering closes kept passive ports
+// from being bound again.)
+// Nothing is left unread (a STOR was read to EOF, a RETR client sends
+// nothing), so the close sends no RST. It does not wait for the client's
+// own FIN: clients may read the 226 before they close their end.
 func (dc *dataConn) closeGracefully() error {
 	type closeWriter interface{ CloseWrite() error }
 	if cw, ok := dc.Conn.(closeWriter); ok {
@@ -444,5 +450,14 @@ func (dc *dataConn) closeGracefully() error {
 			return err
 		}
 	}
+	raw := dc.Conn
+	if u, ok := raw.(interface{ NetConn() net.Conn }); ok {
+		raw = u.NetConn()
+	}
+	limit := dc.idle
+	if limit <= 0 {
+		limit = 120 * time.Second
+	}
+	waitSent(raw, time.Now().Add(limit))
 	return dc.Conn.Close()
 }
