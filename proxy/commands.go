@@ -957,6 +957,12 @@ func (s *session) checkActive(ap netip.AddrPort) (reply, bool) {
 		s.log.Warn().Str("target", ap.String()).Msg("refused data connection to a foreign address")
 		return rep(codeSyntaxArg, "Data connection to another address refused."), false
 	}
+	if ap.Addr().Unmap() == s.local.Addr() && ap.Port() == s.local.Port() {
+		// The gateway's own control port: a file retrieved there would
+		// run as commands in a session from the gateway's own address.
+		s.log.Warn().Str("target", ap.String()).Msg("refused data connection to the gateway's own control port")
+		return rep(codeSyntaxArg, "Data connection to this server's control port refused."), false
+	}
 	if !s.srv.AllowLowDataPorts && !rules.LowPorts && ap.Port() < 1024 {
 		s.log.Warn().Str("target", ap.String()).Msg("refused data connection to a low port")
 		return rep(codeSyntaxArg, "Data connection to a port below 1024 refused."), false

@@ -49,7 +49,7 @@ type config struct {
 	TLSRequire          bool          `env:"TLS_REQUIRE" envDefault:"false"`
 	Pool                bool          `env:"POOL" envDefault:"true"`
 	PoolMaxChannels     int           `env:"POOL_MAX_CHANNELS" envDefault:"10"`
-	PoolMaxConns        int           `env:"POOL_MAX_CONNS" envDefault:"16"`
+	PoolMaxConns        int           `env:"POOL_MAX_CONNS" envDefault:"100"`
 	PoolIdle            time.Duration `env:"POOL_IDLE_TIMEOUT" envDefault:"60s"`
 	KeepAlive           time.Duration `env:"KEEPALIVE_INTERVAL" envDefault:"30s"`
 	AdminListen         string        `env:"ADMIN_LISTEN" envDefault:"127.0.0.1:9180"`

@@ -76,9 +76,8 @@ routes:
 		if leak != nil {
 			left = topsOfStacks(leak.Error())
 		}
-		t.Skipf("BUG: after serve returned, the partner still has %d connection(s) from it; goroutines left: %s. "+
-			"cmd/ftpgate/serve.go never closes the translate.Pool that config.dialer builds, so pooled SSH "+
-			"connections and their keepalive goroutines outlive run() until the pool's idle timeout (60 s)", n, left)
+		t.Fatalf("after serve returned, the partner still has %d connection(s) from it; goroutines left: %s "+
+			"(serve must close the upstream pool)", n, left)
 	}
 }
 

@@ -52,6 +52,11 @@ func cmdServe(ctx context.Context, stopSignals func(), env map[string]string, st
 	defer em.Close()
 	srv := cfg.server()
 	srv.Dialer = cfg.dialer(func(k string) string { return env[k] })
+	if sd, ok := srv.Dialer.(*schemeDialer); ok && sd.pool() != nil {
+		// Pooled SSH connections and their keepalives end with the
+		// process's serve, not an idle timeout later.
+		defer sd.pool().Close()
+	}
 	if srv.TLSConfig, err = cfg.frontTLS(); err != nil {
 		fmt.Fprintln(stderr, "ftpgate:", err)
 		return 2

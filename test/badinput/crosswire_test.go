@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ftpgate/ftpgate/proxy"
+	"github.com/ftpgate/ftpgate/translate"
 )
 
 // TestConcurrentSessionsKeepTheirData runs many sessions from the same
@@ -29,7 +30,7 @@ func TestConcurrentSessionsKeepTheirData(t *testing.T) {
 	}
 	res := crossTraffic(t, sessions, rounds, "")
 	if len(res.wrong) > 0 || len(res.failed) > 0 {
-		t.Errorf("%d transfers answered 226 with another session's data, %d sessions failed; first: %q %q",
+		t.Errorf("%d transfers answered 226 with another session's data, %d other failures; first: %q %q",
 			len(res.wrong), len(res.failed), res.wrong[:min(len(res.wrong), 5)], res.failed[:min(len(res.failed), 5)])
 	}
 }
@@ -46,7 +47,7 @@ func TestPassivePortsUnderEphemeralExhaustion(t *testing.T) {
 		t.Skip("set BADINPUT_EXHAUST=1 to fill the ephemeral port range (30 s)")
 	}
 	res := crossTraffic(t, 300, 80, os.Getenv("BADINPUT_EXHAUST_PASV"))
-	t.Logf("%d transfers with another session's data, %d sessions failed (first: %q)", len(res.wrong), len(res.failed), res.failed[:min(len(res.failed), 3)])
+	t.Logf("%d transfers with another session's data, %d other failures, mostly EPSV refused with 425 (first: %q)", len(res.wrong), len(res.failed), res.failed[:min(len(res.failed), 3)])
 	if len(res.wrong) > 0 {
 		t.Skipf("BUG: with the ephemeral port range full, %d transfers were answered 226 although their data went to or came from "+
 			"another session's data connection (first: %q). Passive listeners take kernel-chosen ports (proxy/data.go listenPassive, "+
@@ -64,6 +65,9 @@ func crossTraffic(t *testing.T, sessions, rounds int, pasv string) crossResult {
 	p := inProcessPartner(t)
 	g := startGate(t, p, true, func(s *proxy.Server) {
 		s.MaxSessionsPerAddr = -1
+		// The pool's default (16 connections of 10 channels) holds 160
+		// sessions per route; the rest would wait for a channel.
+		s.Dialer.(*translate.Pool).MaxConnsPerKey = sessions/10 + 2
 		if pasv != "" {
 			pr, err := proxy.ParsePortRange(pasv)
 			if err != nil {
@@ -103,6 +107,9 @@ func crossTraffic(t *testing.T, sessions, rounds int, pasv string) crossResult {
 				data := bytes.Repeat([]byte(fmt.Sprintf("session %03d round %03d|", i, r)), 100+rng.IntN(2000))
 				if err := c.stor(name, data); err != nil {
 					report("session %d: %v", i, err)
+					if refusedPassive(err) {
+						continue // nothing changed on the session: go on
+					}
 					return
 				}
 				if got, _ := os.ReadFile(filepath.Join(p.root, name)); !bytes.Equal(got, data) {
@@ -112,6 +119,9 @@ func crossTraffic(t *testing.T, sessions, rounds int, pasv string) crossResult {
 				got, err := c.retr(name)
 				if err != nil {
 					report("session %d: %v", i, err)
+					if refusedPassive(err) {
+						continue
+					}
 					return
 				}
 				if !bytes.Equal(got, data) {
@@ -123,6 +133,12 @@ func crossTraffic(t *testing.T, sessions, rounds int, pasv string) crossResult {
 	wg.Wait()
 	t.Logf("%d sessions × %d uploads and downloads in %v", sessions, rounds, time.Since(start).Round(time.Millisecond))
 	return res
+}
+
+// refusedPassive reports an EPSV answered 425: the gate could not open a
+// passive listener, and the session can go on.
+func refusedPassive(err error) bool {
+	return strings.Contains(err.Error(), `"EPSV": got 425`)
 }
 
 // rawConn is a minimal FTP client that reports errors instead of failing

@@ -49,6 +49,7 @@ var (
 	// test/badinput TestPassivePortsUnderEphemeralExhaustion). A
 	// production gate sets a range for its firewall anyway.
 	flagPasv = flag.String("pasv", "20000-29999", `FTPGATE_PASV_PORTS; "" for the kernel's choice`)
+	flagEnv  = flag.String("env", "", "more settings for ftpgate, comma-separated KEY=VALUE pairs (FTPGATE_KEEPALIVE_INTERVAL=1h)")
 )
 
 // flatRatio and flatDrift define a flat curve over the last half of the
@@ -213,6 +214,9 @@ func TestSoak(t *testing.T) {
 		// records a second would measure the disk, not ftpgate.
 		"FTPGATE_AUDIT_FSYNC=1s",
 		"FTPGATE_PASV_PORTS=" + *flagPasv,
+	}
+	if *flagEnv != "" {
+		env = append(env, strings.Split(*flagEnv, ",")...)
 	}
 	g := startGate(t, bin, env, dir)
 
@@ -954,8 +958,8 @@ func writeReport(t *testing.T, in reportInput) {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	p("# ftpgate soak report\n\n")
-	p("Run on %s: `go test -tags soak -run TestSoak -timeout 30m ./test/soak -args -duration %v -sessions %d -partner %s -pool=%v -pace %v -pasv %q`.\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 MST"), *flagDuration, in.n, *flagPartner, *flagPool, *flagPace, *flagPasv)
+	p("Run on %s: `go test -tags soak -run TestSoak -timeout 30m ./test/soak -args -duration %v -sessions %d -partner %s -pool=%v -pace %v -pasv %q -env %q`.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), *flagDuration, in.n, *flagPartner, *flagPool, *flagPace, *flagPasv, *flagEnv)
 	p("ftpgate ran as a separate process (the binary built from this tree), with the defaults of `ftpgate serve` except: "+
 		"`FTPGATE_MAX_SESSIONS` and `FTPGATE_MAX_SESSIONS_PER_ADDR` raised above the session count and `FTPGATE_LOCKOUT_FAILURES=0` "+
 		"(every client is 127.0.0.1), `FTPGATE_POOL_MAX_CONNS` raised to sessions/10 plus room (the partner allows 10 sessions per "+
@@ -1124,6 +1128,7 @@ func plot(dir string) error {
 	script := `set terminal pngcairo size 1200,1000 font ",10"
 set output "soak.png"
 set datafile separator ","
+set termoption noenhanced
 set key autotitle columnhead
 set multiplot layout 4,1 title "ftpgate soak: RSS, goroutines and open fds of the ftpgate process (samples every 10 s)"
 set xlabel "seconds"
