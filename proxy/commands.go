@@ -652,17 +652,22 @@ func (s *session) store(verb, arg, p string, opt translate.StoreOptions, dir str
 	// Refuse before the 150 what the partner would refuse anyway: RFC
 	// 959 allows no 550 after a STOR's preliminary reply, and a target
 	// that is a directory or lies in a missing one is known now.
+	// The target is asked first: when it exists (an overwrite) its
+	// directory does too, so one round trip settles it.
 	ctx, cancel := s.opCtx()
-	parent, perr := up.Stat(ctx, path.Dir(p))
-	target, terr := up.Stat(ctx, p)
-	cancel()
+	defer cancel()
+	target, err := up.Stat(ctx, p)
 	switch {
-	case perr != nil:
-		return s.upstreamErr(perr)
-	case !parent.IsDir():
-		return rep(codeFileUnavailable, "Not a directory.")
-	case terr == nil && target.IsDir():
+	case err == nil && target.IsDir():
 		return rep(codeFileUnavailable, "Is a directory.")
+	case err != nil:
+		parent, perr := up.Stat(ctx, path.Dir(p))
+		if perr != nil {
+			return s.upstreamErr(perr)
+		}
+		if !parent.IsDir() {
+			return rep(codeFileUnavailable, "Not a directory.")
+		}
 	}
 	preamble := fmt.Sprintf("Ok to send data (%s mode).", typeName(typ))
 	if verb == "STOU" {
